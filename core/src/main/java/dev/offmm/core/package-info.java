@@ -1,0 +1,2 @@
+/** Address spaces. */
+package dev.offmm.core;

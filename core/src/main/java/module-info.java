@@ -1,0 +1,5 @@
+/** offmm address spaces: VMAs, 4-level page tables with split locks, faults and unmapping. */
+module dev.offmm.core {
+    requires transitive dev.offmm.offheap;
+    exports dev.offmm.core;
+}

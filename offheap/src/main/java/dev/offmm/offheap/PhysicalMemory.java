@@ -1,0 +1,227 @@
+package dev.offmm.offheap;
+
+import dev.offmm.offheap.frame.BuddyAllocator;
+import dev.offmm.offheap.frame.FrameAllocator;
+import dev.offmm.offheap.inject.FailPoints;
+import dev.offmm.offheap.lock.LockSlab;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+
+/**
+ * "Physical" memory: one 2 MiB-aligned region from {@link Arena#ofShared()}, handed out as
+ * frames named by their pfn (a frame's bytes start at {@code pfn << 12}), plus the mem_map of
+ * 64-byte records, one per frame, in a second region of the same arena.
+ *
+ * <p>Pfn 0 is reserved for the whole life of the memory as the shared zero page, so neither a
+ * page-table entry nor a ptl word ever names it by accident.
+ *
+ * <p>{@link #close()} releases both regions at once. Any use after close, from any thread,
+ * fails with {@link IllegalStateException} (ours, or the FFM runtime's for an access that raced
+ * with the close); it never touches freed memory.
+ */
+public final class PhysicalMemory implements AutoCloseable {
+    /** Bytes per frame. */
+    public static final long PAGE_SIZE = 4096;
+    /** log2 of {@link #PAGE_SIZE}. */
+    public static final int PAGE_SHIFT = 12;
+    /** Bytes per order-9 frame, the region's alignment and size granule. */
+    public static final long HUGE_PAGE_SIZE = 2L << 20;
+    /** Default size: 512 MiB, comfortable on a 2-core 24 GiB machine. */
+    public static final long DEFAULT_BYTES = 512L << 20;
+    /** Largest size accepted: 64 GiB. */
+    public static final long MAX_BYTES = 64L << 30;
+    /** The pfn of the shared zero page. */
+    public static final long ZERO_PFN = 0;
+
+    private final Arena arena;
+    private final MemorySegment region;
+    private final MemMap memMap;
+    private final FailPoints failPoints;
+    private final FrameAllocator frames;
+    private final LockSlab lockSlab;
+    private final long bytes;
+    private volatile boolean closed;
+
+    private PhysicalMemory(long bytes, int cacheBatch, int cacheHigh) {
+        this.bytes = bytes;
+        long nrFrames = bytes >>> PAGE_SHIFT;
+        this.arena = Arena.ofShared();
+        try {
+            this.region = arena.allocate(bytes, HUGE_PAGE_SIZE);
+            this.memMap = new MemMap(arena.allocate(nrFrames << MemMap.RECORD_SHIFT, MemMap.RECORD_BYTES), nrFrames);
+        } catch (OutOfMemoryError | RuntimeException e) {
+            arena.close();
+            throw e;
+        }
+        this.failPoints = new FailPoints();
+        this.frames = new FrameAllocator(memMap, failPoints, cacheBatch, cacheHigh);
+        this.lockSlab = new LockSlab(region, memMap, frames, failPoints);
+        memMap.setTypeRelease(ZERO_PFN, MemMap.TYPE_ZERO);
+    }
+
+    /** Creates physical memory of {@code bytes}, a positive multiple of 2 MiB. */
+    public static PhysicalMemory create(long bytes) {
+        return builder().bytes(bytes).build();
+    }
+
+    /** A builder with the defaults. */
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    /** Configuration of a {@link PhysicalMemory}. */
+    public static final class Builder {
+        private long bytes = DEFAULT_BYTES;
+        private int cacheBatch = 31;
+        private int cacheHigh = 93;
+
+        private Builder() {
+        }
+
+        /** Size of the frame region: a multiple of 2 MiB, at most {@link #MAX_BYTES}. */
+        public Builder bytes(long value) {
+            Checks.inRange("bytes", value, HUGE_PAGE_SIZE, MAX_BYTES);
+            Checks.aligned("bytes", value, HUGE_PAGE_SIZE);
+            this.bytes = value;
+            return this;
+        }
+
+        /**
+         * Per-thread frame cache: {@code batch} frames move to or from the buddy allocator at a
+         * time, and a cache keeps at most {@code high} (the kernel's pcp batch and high).
+         */
+        public Builder frameCache(int batch, int high) {
+            Checks.inRange("batch", batch, 1, 4096);
+            Checks.inRange("high", high, batch, 1 << 16);
+            this.cacheBatch = batch;
+            this.cacheHigh = high;
+            return this;
+        }
+
+        /** Allocates the memory. */
+        public PhysicalMemory build() {
+            return new PhysicalMemory(bytes, cacheBatch, cacheHigh);
+        }
+    }
+
+    /** Size of the frame region in bytes. */
+    public long bytes() {
+        return bytes;
+    }
+
+    /** Number of 4 KiB frames. */
+    public long frameCount() {
+        return memMap.nrFrames();
+    }
+
+    /** Frames free now, in the buddy lists and in per-thread caches. */
+    public long freeFrameCount() {
+        ensureOpen();
+        return frames.freeFrameCount();
+    }
+
+    /** Frames in use: every frame except the free ones and the reserved zero page. */
+    public long usedFrameCount() {
+        return frameCount() - 1 - freeFrameCount();
+    }
+
+    /** The frame allocator. */
+    public FrameAllocator frames() {
+        ensureOpen();
+        return frames;
+    }
+
+    /** Allocates an order-0 frame; {@link FrameAllocator#NO_FRAME} when exhausted. */
+    public long allocFrame() {
+        return frames.allocFrame();
+    }
+
+    /** Allocates 2^order contiguous, naturally aligned frames; {@link FrameAllocator#NO_FRAME} when none. */
+    public long allocFrames(int order) {
+        return frames.allocFrames(order);
+    }
+
+    /** Frees an order-0 frame. */
+    public void freeFrame(long pfn) {
+        frames.freeFrame(pfn);
+    }
+
+    /** Frees 2^order frames allocated together. */
+    public void freeFrames(long pfn, int order) {
+        frames.freeFrames(pfn, order);
+    }
+
+    /** The mem_map. */
+    public MemMap memMap() {
+        ensureOpen();
+        return memMap;
+    }
+
+    /** The fail points of every allocation site of this memory. */
+    public FailPoints failPoints() {
+        return failPoints;
+    }
+
+    /** The debug-lock slab. */
+    public LockSlab lockSlab() {
+        ensureOpen();
+        return lockSlab;
+    }
+
+    /** The whole frame region; byte {@code pfn << 12} starts frame {@code pfn}. */
+    public MemorySegment region() {
+        ensureOpen();
+        return region;
+    }
+
+    /**
+     * The bytes of the block of 2^order frames at {@code pfn}.
+     *
+     * @throws IllegalArgumentException if the block is not inside the region
+     */
+    public MemorySegment frameSegment(long pfn, int order) {
+        ensureOpen();
+        Checks.inRange("order", order, 0, BuddyAllocator.MAX_ORDER);
+        Checks.inRange("pfn", pfn, 0, frameCount() - (1L << order));
+        return region.asSlice(pfn << PAGE_SHIFT, PAGE_SIZE << order);
+    }
+
+    /** Fills the block of 2^order frames at {@code pfn} with zeros. */
+    public void zeroFrames(long pfn, int order) {
+        region.asSlice(pfn << PAGE_SHIFT, PAGE_SIZE << order).fill((byte) 0);
+    }
+
+    /** Whether {@link #close()} has run. */
+    public boolean isClosed() {
+        return closed;
+    }
+
+    /**
+     * Releases the regions. Address spaces built on this memory must be closed first; any
+     * later use of them fails with {@link IllegalStateException}. Idempotent.
+     */
+    @Override
+    public void close() {
+        synchronized (this) {
+            if (closed) {
+                return;
+            }
+            closed = true;
+        }
+        frames.close();
+        arena.close();
+    }
+
+    private void ensureOpen() {
+        if (closed) {
+            throw new IllegalStateException("physical memory is closed");
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "PhysicalMemory[" + (bytes >>> 20) + " MiB, " + frameCount() + " frames"
+                + (closed ? ", closed]" : ", " + frames.freeFrameCount() + " free]");
+    }
+}

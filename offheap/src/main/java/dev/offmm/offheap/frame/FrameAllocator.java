@@ -1,0 +1,277 @@
+package dev.offmm.offheap.frame;
+
+import dev.offmm.offheap.MemMap;
+import dev.offmm.offheap.inject.FailPoints;
+import dev.offmm.offheap.inject.FailSite;
+
+import java.util.Iterator;
+import java.util.concurrent.ConcurrentLinkedQueue;
+
+/**
+ * Hands out frames: order 0 through a per-thread {@link FrameCache} refilled from and drained
+ * to the {@link BuddyAllocator} in batches; higher orders straight from the buddy.
+ *
+ * <p>Frame states live in the head frame's flags: {@code PG_ALLOCATED|order} while in use,
+ * {@code PG_PCP} while parked in a cache, {@code PG_BUDDY|order} while on a free list. A free
+ * moves a frame out of {@code PG_ALLOCATED} with a CAS, so of two racing frees exactly one wins
+ * and the other is reported as a double free. Before that CAS a free checks that the frame is
+ * no longer a page table (its destructor ran), is unmapped, and holds no extra references.
+ *
+ * <p>Frames parked in the caches of live threads are not visible to other threads' allocations;
+ * a cache holds at most {@code high} frames. Caches of threads that have died are drained by
+ * {@link #reapDeadCaches()}, which allocation runs before it reports exhaustion.
+ */
+public final class FrameAllocator {
+    /** Returned when no frame is available. */
+    public static final long NO_FRAME = BuddyAllocator.NO_FRAME;
+
+    private static final long ALLOCATED_ORDER0 = MemMap.withOrder(MemMap.PG_ALLOCATED, 0);
+
+    private final MemMap map;
+    private final long nrFrames;
+    private final BuddyAllocator buddy;
+    private final FailPoints failPoints;
+    private final int batch;
+    private final int high;
+    private final ConcurrentLinkedQueue<FrameCache> caches = new ConcurrentLinkedQueue<>();
+    private final ThreadLocal<FrameCache> cache = ThreadLocal.withInitial(this::registerCache);
+    private volatile boolean closed;
+
+    /**
+     * Creates the allocator over {@code map}. {@code batch} frames move between a cache and the
+     * buddy at a time; a cache holds at most {@code high} frames.
+     */
+    public FrameAllocator(MemMap map, FailPoints failPoints, int batch, int high) {
+        this.map = map;
+        this.nrFrames = map.nrFrames();
+        this.failPoints = failPoints;
+        this.batch = batch;
+        this.high = high;
+        this.buddy = new BuddyAllocator(map, nrFrames, true);
+    }
+
+    private FrameCache registerCache() {
+        FrameCache c = new FrameCache(Thread.currentThread(), high + batch);
+        caches.add(c);
+        return c;
+    }
+
+    /** The buddy allocator behind this one. */
+    public BuddyAllocator buddy() {
+        return buddy;
+    }
+
+    /**
+     * Allocates one order-0 frame with refcount 1, not zeroed. Returns {@link #NO_FRAME} when
+     * memory is exhausted or a fail point says so.
+     */
+    public long allocFrame() {
+        ensureOpen();
+        if (failPoints.shouldFail(FailSite.FRAME)) {
+            return NO_FRAME;
+        }
+        FrameCache c = cache.get();
+        int n = c.countPlain();
+        if (n == 0) {
+            n = refill(c);
+            if (n == 0) {
+                return NO_FRAME;
+            }
+        }
+        long pfn = c.pfns[--n];
+        c.setCount(n);
+        map.setRefcountRelease(pfn, 1);
+        // Release: pairs with the CAS in freeFrame of whichever thread frees it.
+        map.setFlagsRelease(pfn, ALLOCATED_ORDER0);
+        return pfn;
+    }
+
+    private int refill(FrameCache c) {
+        int got = buddy.allocBulk(c.pfns, batch);
+        if (got == 0 && reapDeadCaches() > 0) {
+            got = buddy.allocBulk(c.pfns, batch);
+        }
+        c.setCount(got);
+        return got;
+    }
+
+    /**
+     * Allocates a naturally aligned block of 2^order frames, head refcount 1, not zeroed.
+     * Returns {@link #NO_FRAME} when no such block is free or a fail point says so.
+     */
+    public long allocFrames(int order) {
+        checkOrder(order);
+        if (order == 0) {
+            return allocFrame();
+        }
+        ensureOpen();
+        if (failPoints.shouldFail(FailSite.FRAME_HIGH_ORDER)) {
+            return NO_FRAME;
+        }
+        long pfn = buddy.alloc(order);
+        if (pfn == NO_FRAME && reapDeadCaches() > 0) {
+            pfn = buddy.alloc(order);
+        }
+        return pfn;
+    }
+
+    /**
+     * Frees an order-0 frame allocated by {@link #allocFrame()}.
+     *
+     * @throws IllegalArgumentException if {@code pfn} is out of range or was allocated with another order
+     * @throws IllegalStateException on a double free, or if the frame is still a page table,
+     *         mapped, or referenced
+     */
+    public void freeFrame(long pfn) {
+        ensureOpen();
+        checkPfn(pfn, 0);
+        checkReleasable(pfn, 0);
+        if (!map.casFlags(pfn, ALLOCATED_ORDER0, MemMap.PG_PCP)) {
+            throw badFree(pfn, 0);
+        }
+        map.setRefcountRelease(pfn, 0);
+        FrameCache c = cache.get();
+        int n = c.countPlain();
+        c.pfns[n++] = pfn;
+        c.setCount(n);
+        if (n > high) {
+            drain(c, batch);
+        }
+    }
+
+    /** Frees a block of 2^order frames; the checks of {@link #freeFrame(long)} apply. */
+    public void freeFrames(long pfn, int order) {
+        checkOrder(order);
+        if (order == 0) {
+            freeFrame(pfn);
+            return;
+        }
+        ensureOpen();
+        checkPfn(pfn, order);
+        checkReleasable(pfn, order);
+        if (!map.casFlags(pfn, MemMap.withOrder(MemMap.PG_ALLOCATED, order), 0)) {
+            throw badFree(pfn, order);
+        }
+        map.setRefcountRelease(pfn, 0);
+        buddy.free(pfn, order);
+    }
+
+    /**
+     * Drops one reference to an allocated block, freeing it when the count reaches zero (the
+     * kernel's {@code put_page}). The block must be unmapped and no longer a table by then.
+     */
+    public void putFrames(long pfn, int order) {
+        int left = map.addRefcount(pfn, -1);
+        if (left == 0) {
+            map.setRefcountRelease(pfn, 1);
+            freeFrames(pfn, order);
+        } else if (left < 0) {
+            map.addRefcount(pfn, 1);
+            throw new IllegalStateException("refcount underflow on pfn=" + pfn);
+        }
+    }
+
+    private void checkReleasable(long pfn, int order) {
+        int type = map.typeAcquire(pfn);
+        if (type != MemMap.TYPE_NONE) {
+            throw new IllegalStateException("freeing pfn=" + pfn + " that is still in use as page type " + type
+                    + " (its destructor has not run)");
+        }
+        int mapcount = map.mapcountVolatile(pfn);
+        if (mapcount != 0) {
+            throw new IllegalStateException("freeing pfn=" + pfn + " that is still mapped (mapcount=" + mapcount + ")");
+        }
+        int ref = map.refcountVolatile(pfn);
+        long flags = map.flagsAcquire(pfn);
+        if (ref != 1 && (flags & MemMap.PG_ALLOCATED) != 0) {
+            throw new IllegalStateException("freeing pfn=" + pfn + " that is still referenced (refcount=" + ref + ")");
+        }
+    }
+
+    private RuntimeException badFree(long pfn, int order) {
+        long flags = map.flagsAcquire(pfn);
+        if ((flags & MemMap.PG_ALLOCATED) != 0) {
+            return new IllegalArgumentException("pfn=" + pfn + " freed with order=" + order
+                    + " (expected the order it was allocated with, " + MemMap.orderOf(flags) + ")");
+        }
+        if ((flags & MemMap.PG_RESERVED) != 0) {
+            return new IllegalStateException("pfn=" + pfn + " is reserved and cannot be freed");
+        }
+        return new IllegalStateException("double free of pfn=" + pfn + " (frame is not allocated)");
+    }
+
+    private void drain(FrameCache c, int count) {
+        int n = c.countPlain();
+        int take = Math.min(count, n);
+        for (int i = n - take; i < n; i++) {
+            map.setFlagsRelease(c.pfns[i], 0);
+        }
+        buddy.freeBulk(c.pfns, n - take, take);
+        c.setCount(n - take);
+    }
+
+    /** Returns every frame cached by the calling thread to the buddy allocator. */
+    public void drainCurrentThread() {
+        ensureOpen();
+        FrameCache c = cache.get();
+        drain(c, c.countPlain());
+    }
+
+    /**
+     * Drains and forgets the caches of threads that have terminated. Returns how many frames
+     * went back to the buddy allocator.
+     */
+    public long reapDeadCaches() {
+        long freed = 0;
+        for (Iterator<FrameCache> it = caches.iterator(); it.hasNext();) {
+            FrameCache c = it.next();
+            if (!c.owner.isAlive() && caches.remove(c)) {
+                // isAlive() == false orders every write of the dead owner before this point.
+                freed += c.countPlain();
+                drain(c, c.countPlain());
+            }
+        }
+        return freed;
+    }
+
+    /** Frames free in the buddy lists and in every thread's cache (racy while threads run). */
+    public long freeFrameCount() {
+        long n = buddy.freeFrames();
+        for (FrameCache c : caches) {
+            n += c.count();
+        }
+        return n;
+    }
+
+    /** Frames in the region. */
+    public long frameCount() {
+        return nrFrames;
+    }
+
+    /** Marks the allocator closed; later calls fail with {@link IllegalStateException}. */
+    public void close() {
+        closed = true;
+    }
+
+    private void ensureOpen() {
+        if (closed) {
+            throw new IllegalStateException("physical memory is closed");
+        }
+    }
+
+    private void checkPfn(long pfn, int order) {
+        if (pfn < 0 || pfn + (1L << order) > nrFrames) {
+            throw new IllegalArgumentException("pfn=" + pfn + " (expected 0 <= pfn < " + nrFrames + " for order " + order + ")");
+        }
+        if ((pfn & ((1L << order) - 1)) != 0) {
+            throw new IllegalArgumentException("pfn=" + pfn + " (expected a multiple of " + (1L << order)
+                    + " for order " + order + ")");
+        }
+    }
+
+    private static void checkOrder(int order) {
+        if (order < 0 || order > BuddyAllocator.MAX_ORDER) {
+            throw new IllegalArgumentException("order=" + order + " (expected 0 <= order <= " + BuddyAllocator.MAX_ORDER + ")");
+        }
+    }
+}
