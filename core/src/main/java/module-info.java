@@ -2,4 +2,5 @@
 module dev.offmm.core {
     requires transitive dev.offmm.offheap;
     exports dev.offmm.core;
+    exports dev.offmm.core.walk;
 }

@@ -1,0 +1,27 @@
+package dev.offmm.core;
+
+/** Advice of {@code madvise}, as in madvise(2). */
+public final class Advice {
+    /** Drop the pages: the next read sees zeros. Page tables stay. */
+    public static final int DONTNEED = 4;
+    /** Expect access soon. For anonymous memory without swap, nothing to do (as in Linux). */
+    public static final int WILLNEED = 3;
+    /** Allow transparent huge pages in the range (recorded on the VMA). */
+    public static final int HUGEPAGE = 14;
+    /** Forbid transparent huge pages in the range (recorded on the VMA). */
+    public static final int NOHUGEPAGE = 15;
+
+    private Advice() {
+    }
+
+    /** The name of an advice value. */
+    public static String name(int advice) {
+        return switch (advice) {
+            case DONTNEED -> "DONTNEED";
+            case WILLNEED -> "WILLNEED";
+            case HUGEPAGE -> "HUGEPAGE";
+            case NOHUGEPAGE -> "NOHUGEPAGE";
+            default -> "advice " + advice;
+        };
+    }
+}

@@ -1,0 +1,22 @@
+package dev.offmm.core;
+
+/**
+ * Flags of {@code mmap}. Anonymous private is the only (and default) kind of mapping.
+ */
+public final class MapFlags {
+    /** No flags: anonymous, private, placed at the hint if free, else top-down. */
+    public static final int NONE = 0;
+    /** Place exactly at {@code addr}, replacing what was there. */
+    public static final int FIXED = 1;
+    /** Place exactly at {@code addr}; fail with EEXIST if anything is mapped there. */
+    public static final int FIXED_NOREPLACE = 1 << 1;
+    /** Fault every page in now. */
+    public static final int POPULATE = 1 << 2;
+    /** Reserve no commit charge; offmm reserves none anyway (like overcommit_memory=1). */
+    public static final int NORESERVE = 1 << 3;
+    /** Every valid bit. */
+    public static final int ALL = FIXED | FIXED_NOREPLACE | POPULATE | NORESERVE;
+
+    private MapFlags() {
+    }
+}

@@ -1,0 +1,90 @@
+package dev.offmm.core;
+
+import dev.offmm.offheap.Checks;
+
+/**
+ * Configuration of an address space. Immutable; build with {@link #builder()}.
+ *
+ * @param lockMode        the lock mode ({@link LockMode#AUTO} resolves with {@code nrCpus})
+ * @param debugLocks      split locks are allocated debug locks ({@code ALLOC_SPLIT_PTLOCKS})
+ * @param nrCpus          the CPU count {@link LockMode#AUTO} compares with {@code splitPtlockCpus}
+ * @param splitPtlockCpus the threshold for split locks (default 4)
+ * @param maxMapCount     the most VMAs an address space may have (default 65530, like vm.max_map_count)
+ */
+public record VmConfig(LockMode lockMode, boolean debugLocks, int nrCpus, int splitPtlockCpus, int maxMapCount) {
+
+    /** Validates. */
+    public VmConfig {
+        if (lockMode == null) {
+            throw new IllegalArgumentException("lockMode=null (expected a LockMode)");
+        }
+        Checks.inRange("nrCpus", nrCpus, 1, 1 << 16);
+        Checks.inRange("splitPtlockCpus", splitPtlockCpus, 1, 1 << 16);
+        Checks.inRange("maxMapCount", maxMapCount, 1, Integer.MAX_VALUE);
+    }
+
+    /** The defaults: AUTO, inline locks, this machine's CPU count. */
+    public static VmConfig defaults() {
+        return builder().build();
+    }
+
+    /** A builder with the defaults. */
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    /** The lock mode after resolving {@link LockMode#AUTO}. */
+    public LockMode effectiveLockMode() {
+        if (lockMode != LockMode.AUTO) {
+            return lockMode;
+        }
+        return nrCpus >= splitPtlockCpus ? LockMode.SPLIT_PTE_PMD : LockMode.SINGLE;
+    }
+
+    /** Builder of {@link VmConfig}. */
+    public static final class Builder {
+        private LockMode lockMode = LockMode.AUTO;
+        private boolean debugLocks;
+        private int nrCpus = Runtime.getRuntime().availableProcessors();
+        private int splitPtlockCpus = 4;
+        private int maxMapCount = 65530;
+
+        private Builder() {
+        }
+
+        /** The lock mode. */
+        public Builder lockMode(LockMode value) {
+            this.lockMode = value;
+            return this;
+        }
+
+        /** Allocated debug locks instead of inline lock words. */
+        public Builder debugLocks(boolean value) {
+            this.debugLocks = value;
+            return this;
+        }
+
+        /** The CPU count {@link LockMode#AUTO} uses. */
+        public Builder nrCpus(int value) {
+            this.nrCpus = value;
+            return this;
+        }
+
+        /** The split-lock threshold {@link LockMode#AUTO} uses. */
+        public Builder splitPtlockCpus(int value) {
+            this.splitPtlockCpus = value;
+            return this;
+        }
+
+        /** The VMA limit. */
+        public Builder maxMapCount(int value) {
+            this.maxMapCount = value;
+            return this;
+        }
+
+        /** Builds and validates. */
+        public VmConfig build() {
+            return new VmConfig(lockMode, debugLocks, nrCpus, splitPtlockCpus, maxMapCount);
+        }
+    }
+}

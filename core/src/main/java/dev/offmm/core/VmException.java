@@ -1,0 +1,29 @@
+package dev.offmm.core;
+
+/** A failed mmap / munmap / mprotect / madvise with an errno-like code. */
+public final class VmException extends RuntimeException {
+    private static final long serialVersionUID = 1L;
+
+    /** The error codes. */
+    public enum Code {
+        /** Out of memory, out of address space, or a range that is not mapped. */
+        ENOMEM,
+        /** {@code FIXED_NOREPLACE} over an existing mapping. */
+        EEXIST,
+        /** An address below {@code mmap_min_addr}. */
+        EPERM
+    }
+
+    private final Code code;
+
+    /** A failure with {@code code} and a message saying what was wrong. */
+    public VmException(Code code, String message) {
+        super(code + ": " + message);
+        this.code = code;
+    }
+
+    /** The errno-like code. */
+    public Code code() {
+        return code;
+    }
+}

@@ -1,0 +1,37 @@
+package dev.offmm.core;
+
+import dev.offmm.offheap.lock.LockClass;
+
+import java.util.Map;
+
+/**
+ * A snapshot of an address space's counters (racy while threads run).
+ *
+ * @param rssPages           resident data pages
+ * @param pteTableBytes      bytes of PTE tables
+ * @param pmdTableBytes      bytes of PMD tables
+ * @param pudTableBytes      bytes of PUD tables (the PGD is not counted, as in the kernel)
+ * @param vmaCount           VMAs
+ * @param faults             resolved and failed faults by kind: zero, anon, cow, reuse, spurious,
+ *                           maperr, accerr, oom, mmapLockFallback
+ * @param lockAcquisitions   page-table lock acquisitions per lock class
+ * @param lockContentions    contended acquisitions per lock class
+ * @param tlbFlushes         TLB generation bumps
+ * @param tableRacesLost     tables built and destroyed because another thread installed one first
+ * @param pendingFreeFrames  frames waiting for a grace period before they are freed
+ */
+public record VmStats(long rssPages, long pteTableBytes, long pmdTableBytes, long pudTableBytes, long vmaCount,
+                      Map<String, Long> faults, Map<LockClass, Long> lockAcquisitions,
+                      Map<LockClass, Long> lockContentions, long tlbFlushes, long tableRacesLost,
+                      long pendingFreeFrames) {
+
+    /** Page-table bytes of the PTE and PMD levels (and PUD), the kernel's {@code mm_pgtables_bytes}. */
+    public long pageTableBytes() {
+        return pteTableBytes + pmdTableBytes + pudTableBytes;
+    }
+
+    /** Faults of one kind, 0 if none. */
+    public long faults(String kind) {
+        return faults.getOrDefault(kind, 0L);
+    }
+}

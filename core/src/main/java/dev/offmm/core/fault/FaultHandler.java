@@ -1,0 +1,213 @@
+package dev.offmm.core.fault;
+
+import dev.offmm.core.Prot;
+import dev.offmm.core.mm.Mm;
+import dev.offmm.core.mm.VmCounters;
+import dev.offmm.core.pgtable.Entries;
+import dev.offmm.core.pgtable.PgtableAlloc;
+import dev.offmm.core.pgtable.PtlSlot;
+import dev.offmm.core.pgtable.Pte;
+import dev.offmm.core.vma.Vma;
+import dev.offmm.offheap.PhysicalMemory;
+import dev.offmm.offheap.frame.FrameAllocator;
+
+/**
+ * {@code handle_mm_fault} for anonymous private memory. Returns result codes ({@code VM_FAULT_*}
+ * style); nothing on this path allocates a Java object, boxes or captures a stack trace.
+ *
+ * <p>Every entry point is called with the VMA read-locked (or mmap_lock held for read or write)
+ * and no page-table lock held, and returns the same way. Pages are allocated and zeroed before
+ * any page-table lock is taken; the PTE is then rechecked under the lock ({@code pte_none} or
+ * unchanged) and set with a release store. A loser frees what it allocated. No path leaves a
+ * half-built table or leaks a frame.
+ */
+public final class FaultHandler {
+    /** Resolved. */
+    public static final int OK = 0;
+    /** No VMA at the address. */
+    public static final int MAPERR = 1;
+    /** The VMA forbids the access. */
+    public static final int ACCERR = 2;
+    /** No memory for a page or a table. */
+    public static final int OOM = 3;
+    private static final int RETRY = 4;
+
+    private static final long ZERO_PTE = Pte.mkZero(PhysicalMemory.ZERO_PFN);
+
+    private final Mm mm;
+    private final Entries entries;
+    private final VmCounters counters;
+
+    /** The fault handler of {@code mm}. */
+    public FaultHandler(Mm mm) {
+        this.mm = mm;
+        this.entries = mm.entries;
+        this.counters = mm.counters;
+    }
+
+    /**
+     * Resolves a fault at {@code va} inside {@code vma}. Enters and returns with {@code vma}
+     * read-locked (or mmap_lock held) and no page-table lock held.
+     */
+    public int handleMmFault(Vma vma, long va, boolean write, PtlSlot slot) {
+        if (write ? !Prot.writable(vma.prot) : !Prot.readable(vma.prot)) {
+            counters.faultAccErr.increment();
+            return ACCERR;
+        }
+        int r;
+        do {
+            r = walkAndFault(vma, va, write, slot);
+        } while (r == RETRY);
+        if (r == OOM) {
+            counters.faultOom.increment();
+        }
+        return r;
+    }
+
+    private int walkAndFault(Vma vma, long va, boolean write, PtlSlot slot) {
+        long pgdE = Entries.entry(mm.pgdPfn, Entries.index(va, Entries.PGDIR_SHIFT));
+        if (entries.getAcquire(pgdE) == 0 && mm.pgtables.pudAlloc(pgdE) != PgtableAlloc.OK) {
+            return OOM;
+        }
+        long pudE = Entries.entry(Pte.pfn(entries.getAcquire(pgdE)), Entries.index(va, Entries.PUD_SHIFT));
+        if (entries.getAcquire(pudE) == 0 && mm.pgtables.pmdAlloc(pudE) != PgtableAlloc.OK) {
+            return OOM;
+        }
+        long pmdE = Entries.entry(Pte.pfn(entries.getAcquire(pudE)), Entries.index(va, Entries.PMD_SHIFT));
+        if (entries.getAcquire(pmdE) == 0 && mm.pgtables.pteAlloc(pmdE) != PgtableAlloc.OK) {
+            return OOM;
+        }
+        return handlePteFault(vma, pmdE, va, write, slot);
+    }
+
+    /** {@code handle_pte_fault}: reads the PTE locklessly, then takes its lock only to change it. */
+    private int handlePteFault(Vma vma, long pmdE, long va, boolean write, PtlSlot slot) {
+        long pte = mm.ptl.pteOffsetMapRwNolock(pmdE, va, slot);
+        if (pte < 0) {
+            return RETRY;
+        }
+        long entry = entries.getAcquire(pte);
+        if (entry == 0) {
+            return write ? doAnonymousWrite(vma, pmdE, pte, slot) : doAnonymousRead(pmdE, pte, slot);
+        }
+        if (!Pte.present(entry)) {
+            // PROT_NONE leaf in a VMA that allows the access: mprotect is changing it right now
+            // under mmap_lock held for write, which a fault holding the VMA lock cannot see.
+            throw new IllegalStateException("PROT_NONE entry 0x" + Long.toHexString(entry)
+                    + " in a VMA with " + Prot.toString(vma.prot) + " at 0x" + Long.toHexString(va));
+        }
+        if (write && !Pte.writable(entry)) {
+            return Pte.zero(entry) ? doCow(vma, pmdE, pte, entry, slot) : doReuse(pmdE, pte, entry, slot);
+        }
+        counters.faultSpurious.increment();
+        return OK;
+    }
+
+    /** Takes the PTE lock and rechecks that the PMD still names the table the PTE was read from. */
+    private boolean lockAndRecheckPmd(long pmdE, PtlSlot slot) {
+        mm.ptl.lockPte(slot.ptl);
+        if (entries.getAcquire(pmdE) != slot.pmdval) {
+            mm.ptl.unlock(slot.ptl);
+            return false;
+        }
+        return true;
+    }
+
+    private int doAnonymousRead(long pmdE, long pte, PtlSlot slot) {
+        if (!lockAndRecheckPmd(pmdE, slot)) {
+            return RETRY;
+        }
+        if (entries.getPlain(pte) == 0) {
+            entries.setRelease(pte, ZERO_PTE);
+            counters.faultZero.increment();
+        } else {
+            counters.faultSpurious.increment();
+        }
+        mm.ptl.unlock(slot.ptl);
+        return OK;
+    }
+
+    private int doAnonymousWrite(Vma vma, long pmdE, long pte, PtlSlot slot) {
+        long pfn = allocZeroedPage();
+        if (pfn == FrameAllocator.NO_FRAME) {
+            return OOM;
+        }
+        if (!lockAndRecheckPmd(pmdE, slot)) {
+            freeUnused(pfn);
+            return RETRY;
+        }
+        if (entries.getPlain(pte) != 0) {
+            mm.ptl.unlock(slot.ptl);
+            freeUnused(pfn);
+            counters.faultSpurious.increment();
+            return OK;
+        }
+        installPage(vma, pte, pfn);
+        mm.ptl.unlock(slot.ptl);
+        counters.faultAnon.increment();
+        return OK;
+    }
+
+    /** {@code wp_page_copy} from the zero page: a fresh zeroed page replaces it. */
+    private int doCow(Vma vma, long pmdE, long pte, long entry, PtlSlot slot) {
+        long pfn = allocZeroedPage();
+        if (pfn == FrameAllocator.NO_FRAME) {
+            return OOM;
+        }
+        if (!lockAndRecheckPmd(pmdE, slot)) {
+            freeUnused(pfn);
+            return RETRY;
+        }
+        if (entries.getPlain(pte) != entry) {
+            mm.ptl.unlock(slot.ptl);
+            freeUnused(pfn);
+            return RETRY;
+        }
+        installPage(vma, pte, pfn);
+        // Contexts may hold the read-only zero-page translation: shoot it down before unlocking,
+        // or they would keep reading zeros after this write.
+        mm.flushTlb();
+        mm.ptl.unlock(slot.ptl);
+        counters.faultCow.increment();
+        return OK;
+    }
+
+    /** {@code wp_page_reuse}: an exclusive anonymous page made read-only by mprotect becomes writable. */
+    private int doReuse(long pmdE, long pte, long entry, PtlSlot slot) {
+        if (!lockAndRecheckPmd(pmdE, slot)) {
+            return RETRY;
+        }
+        if (entries.getPlain(pte) != entry) {
+            mm.ptl.unlock(slot.ptl);
+            return RETRY;
+        }
+        entries.setRelease(pte, entry | Pte.WRITE | Pte.DIRTY | Pte.ACCESSED);
+        mm.ptl.unlock(slot.ptl);
+        counters.faultReuse.increment();
+        return OK;
+    }
+
+    /** Called with the PTE lock held and the entry rechecked. */
+    private void installPage(Vma vma, long pte, long pfn) {
+        mm.memMap.addMapcount(pfn, 1);
+        counters.rssPages.increment();
+        counters.framesHeld.increment();
+        // Release: the zeroed page before the entry; pairs with walkers' acquire loads.
+        entries.setRelease(pte, Pte.mkPage(pfn, Pte.protBits(true, Prot.writable(vma.prot))));
+    }
+
+    private long allocZeroedPage() {
+        long pfn = mm.frames.allocFrame();
+        if (pfn == FrameAllocator.NO_FRAME && mm.reclaimer.poll() > 0) {
+            pfn = mm.frames.allocFrame();
+        }
+        if (pfn != FrameAllocator.NO_FRAME) {
+            mm.memory.zeroFrames(pfn, 0);
+        }
+        return pfn;
+    }
+
+    private void freeUnused(long pfn) {
+        mm.frames.freeFrame(pfn);
+    }
+}

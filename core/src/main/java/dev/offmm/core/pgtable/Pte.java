@@ -1,0 +1,111 @@
+package dev.offmm.core.pgtable;
+
+/**
+ * The page-table entry format, x86-64-like, shared by every level. An entry is one 8-byte word:
+ *
+ * <pre>
+ *   63        52 51                              12 11  10   9   8  7  6  5  4  3  2  1  0
+ *   +-----------+----------------------------------+---+----+----+--+--+--+--+--+--+--+--+--+
+ *   |  unused   |  pfn                             |   | PN | Z  |  |PS|D |A |  |  |U |W |P |
+ *   +-----------+----------------------------------+---+----+----+--+--+--+--+--+--+--+--+--+
+ *   P present, W writable, U user, A accessed, D dirty, PS a huge (2 MiB) leaf at PMD level,
+ *   Z software bit: maps the shared zero page, PN software bit: PROT_NONE (not present, frame kept)
+ * </pre>
+ *
+ * A zero word is an empty entry ({@code pte_none}). A table entry is present, writable and
+ * user, and names the frame of the next-level table.
+ */
+public final class Pte {
+    /** Present. */
+    public static final long PRESENT = 1L;
+    /** Writable. */
+    public static final long WRITE = 1L << 1;
+    /** User-accessible. */
+    public static final long USER = 1L << 2;
+    /** Accessed. */
+    public static final long ACCESSED = 1L << 5;
+    /** Dirty. */
+    public static final long DIRTY = 1L << 6;
+    /** A huge leaf at PMD level. */
+    public static final long HUGE = 1L << 7;
+    /** Software: maps the shared zero page. */
+    public static final long SW_ZERO = 1L << 9;
+    /** Software: PROT_NONE, not present but still owning its frame. */
+    public static final long SW_PROTNONE = 1L << 10;
+    /** The pfn field. */
+    public static final long PFN_MASK = ((1L << 52) - 1) & ~0xfffL;
+
+    private Pte() {
+    }
+
+    /** The pfn an entry names. */
+    public static long pfn(long entry) {
+        return (entry & PFN_MASK) >>> 12;
+    }
+
+    /** {@code pte_none}. */
+    public static boolean none(long entry) {
+        return entry == 0;
+    }
+
+    /** {@code pte_present}. */
+    public static boolean present(long entry) {
+        return (entry & PRESENT) != 0;
+    }
+
+    /** Writable and present. */
+    public static boolean writable(long entry) {
+        return (entry & (PRESENT | WRITE)) == (PRESENT | WRITE);
+    }
+
+    /** A leaf that owns a frame (a data page, present or PROT_NONE), not the zero page. */
+    public static boolean ownsFrame(long entry) {
+        return (entry & (PRESENT | SW_PROTNONE)) != 0 && (entry & SW_ZERO) == 0;
+    }
+
+    /** Maps the zero page. */
+    public static boolean zero(long entry) {
+        return (entry & SW_ZERO) != 0;
+    }
+
+    /** A huge leaf. */
+    public static boolean huge(long entry) {
+        return (entry & HUGE) != 0;
+    }
+
+    /** An entry pointing at a next-level table. */
+    public static long mkTable(long pfn) {
+        return (pfn << 12) | PRESENT | WRITE | USER | ACCESSED;
+    }
+
+    /** A data-page leaf with protection derived from {@code prot} bits (see {@link #protBits}). */
+    public static long mkPage(long pfn, long protBits) {
+        return (pfn << 12) | protBits;
+    }
+
+    /** The zero-page leaf: present, read-only. */
+    public static long mkZero(long zeroPfn) {
+        return (zeroPfn << 12) | PRESENT | USER | ACCESSED | SW_ZERO;
+    }
+
+    /**
+     * Entry bits for a page in a VMA with {@code readable}/{@code writable} access; an anonymous
+     * page just written is also accessed and dirty.
+     */
+    public static long protBits(boolean readable, boolean writable) {
+        if (!readable && !writable) {
+            return SW_PROTNONE | USER;
+        }
+        return PRESENT | USER | ACCESSED | (writable ? WRITE | DIRTY : 0);
+    }
+
+    /** Replaces the protection of a leaf, keeping its frame and its zero-page bit. */
+    public static long withProt(long entry, boolean readable, boolean writable) {
+        long keep = entry & (PFN_MASK | SW_ZERO | DIRTY);
+        if (!readable && !writable) {
+            return keep | SW_PROTNONE | USER;
+        }
+        boolean w = writable && (entry & SW_ZERO) == 0;
+        return keep | PRESENT | USER | ACCESSED | (w ? WRITE : 0);
+    }
+}

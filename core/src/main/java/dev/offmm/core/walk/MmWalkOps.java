@@ -1,0 +1,37 @@
+package dev.offmm.core.walk;
+
+/**
+ * Callbacks of {@code AddressSpace.walkPageRange} ({@code struct mm_walk_ops}). Each gets the
+ * entry's value (read once, into a local: a callback must not re-read the entry and assume it
+ * unchanged), the first address it covers and the end of what it covers within the walked
+ * range. A non-zero return stops the walk and is returned by it.
+ *
+ * <p>Locks: the walk holds mmap_lock for read throughout; {@link #pteEntry} runs with the PTE
+ * table's lock held. A callback must not fault, map or unmap in the same address space.
+ */
+public interface MmWalkOps {
+    /** A present PGD entry. */
+    default int pgdEntry(long entry, long addr, long next, MmWalk walk) {
+        return 0;
+    }
+
+    /** A present PUD entry. */
+    default int pudEntry(long entry, long addr, long next, MmWalk walk) {
+        return 0;
+    }
+
+    /** A present PMD entry (a table, or a huge leaf: then nothing is below it). */
+    default int pmdEntry(long entry, long addr, long next, MmWalk walk) {
+        return 0;
+    }
+
+    /** A non-empty PTE, called under the PTE lock. */
+    default int pteEntry(long entry, long addr, long next, MmWalk walk) {
+        return 0;
+    }
+
+    /** A range with no table or no leaf, at {@code depth} 0 (PGD) .. 3 (PTE). */
+    default int pteHole(long addr, long next, int depth, MmWalk walk) {
+        return 0;
+    }
+}
