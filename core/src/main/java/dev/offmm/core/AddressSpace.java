@@ -3,7 +3,9 @@ package dev.offmm.core;
 import dev.offmm.core.fault.FaultHandler;
 import dev.offmm.core.mm.Mm;
 import dev.offmm.core.mm.VmCounters;
+import dev.offmm.core.pgtable.Entries;
 import dev.offmm.core.pgtable.PtlSlot;
+import dev.offmm.core.pgtable.Pte;
 import dev.offmm.core.vma.MapOps;
 import dev.offmm.core.vma.Vma;
 import dev.offmm.core.walk.MmWalkOps;
@@ -12,6 +14,8 @@ import dev.offmm.core.pgtable.PtDump;
 import dev.offmm.offheap.PhysicalMemory;
 import dev.offmm.offheap.lock.LockClass;
 
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
 import java.util.EnumMap;
 import java.util.LinkedHashMap;
@@ -167,6 +171,164 @@ public final class AddressSpace implements AutoCloseable {
         } finally {
             r.unlock();
         }
+    }
+
+    // ---- casual accesses: each one walks the tables and holds the PTE lock for the access, so
+    // ---- it is always safe and always slow (hundreds of ns). Per-thread contexts are the fast path.
+
+    /** Reads the byte at {@code va}, faulting it in if needed. */
+    public byte getByte(long va) {
+        PtlSlot slot = slots.get();
+        long pa = lockPage(va, false, slot);
+        try {
+            return mm.memory.region().get(ValueLayout.JAVA_BYTE, pa);
+        } finally {
+            mm.ptl.unlock(slot.ptl);
+        }
+    }
+
+    /** Writes the byte at {@code va}, faulting it in (and copying a zero page) if needed. */
+    public void putByte(long va, byte value) {
+        PtlSlot slot = slots.get();
+        long pa = lockPage(va, true, slot);
+        try {
+            mm.memory.region().set(ValueLayout.JAVA_BYTE, pa, value);
+        } finally {
+            mm.ptl.unlock(slot.ptl);
+        }
+    }
+
+    /** Reads the long at {@code va} (little-endian; any alignment, page crossings included). */
+    public long getLong(long va) {
+        if ((va & (PAGE_SIZE - 1)) <= PAGE_SIZE - Long.BYTES) {
+            PtlSlot slot = slots.get();
+            long pa = lockPage(va, false, slot);
+            try {
+                return mm.memory.region().get(ValueLayout.JAVA_LONG_UNALIGNED, pa);
+            } finally {
+                mm.ptl.unlock(slot.ptl);
+            }
+        }
+        byte[] b = new byte[Long.BYTES];
+        read(va, b, 0, b.length);
+        return MemorySegment.ofArray(b).get(ValueLayout.JAVA_LONG_UNALIGNED, 0);
+    }
+
+    /** Writes the long at {@code va} (little-endian; any alignment, page crossings included). */
+    public void putLong(long va, long value) {
+        if ((va & (PAGE_SIZE - 1)) <= PAGE_SIZE - Long.BYTES) {
+            PtlSlot slot = slots.get();
+            long pa = lockPage(va, true, slot);
+            try {
+                mm.memory.region().set(ValueLayout.JAVA_LONG_UNALIGNED, pa, value);
+            } finally {
+                mm.ptl.unlock(slot.ptl);
+            }
+            return;
+        }
+        byte[] b = new byte[Long.BYTES];
+        MemorySegment.ofArray(b).set(ValueLayout.JAVA_LONG_UNALIGNED, 0, value);
+        write(va, b, 0, b.length);
+    }
+
+    /** Copies {@code len} bytes at {@code va} into {@code dst[off ..]}, page by page. */
+    public void read(long va, byte[] dst, int off, int len) {
+        java.util.Objects.checkFromIndexSize(off, len, dst.length);
+        copy(va, MemorySegment.ofArray(dst), off, len, false);
+    }
+
+    /** Copies {@code src[off .. off+len)} to {@code va}, page by page. */
+    public void write(long va, byte[] src, int off, int len) {
+        java.util.Objects.checkFromIndexSize(off, len, src.length);
+        copy(va, MemorySegment.ofArray(src), off, len, true);
+    }
+
+    private void copy(long va, MemorySegment buf, long off, long len, boolean write) {
+        if (va < 0 || len > USER_END - va) {
+            throw new FaultException(FaultException.Kind.MAPERR, va, write);
+        }
+        PtlSlot slot = slots.get();
+        while (len > 0) {
+            long chunk = Math.min(len, PAGE_SIZE - (va & (PAGE_SIZE - 1)));
+            long pa = lockPage(va, write, slot);
+            try {
+                if (write) {
+                    MemorySegment.copy(buf, off, mm.memory.region(), pa, chunk);
+                } else {
+                    MemorySegment.copy(mm.memory.region(), pa, buf, off, chunk);
+                }
+            } finally {
+                mm.ptl.unlock(slot.ptl);
+            }
+            va += chunk;
+            off += chunk;
+            len -= chunk;
+        }
+    }
+
+    /**
+     * Returns the physical offset of {@code va} with its PTE lock held (in {@code slot.ptl}) and
+     * the entry allowing the access, faulting as needed. The lock keeps the frame mapped while
+     * the caller touches it: an unmap clears the entry under that lock.
+     */
+    private long lockPage(long va, boolean write, PtlSlot slot) {
+        if (va < 0 || va >= USER_END) {
+            throw new FaultException(FaultException.Kind.MAPERR, va, write);
+        }
+        while (true) {
+            ensureOpen();
+            // The VMA (or mmap_lock) keeps the upper tables alive for the lockless walk. Once the
+            // PTE lock is held it is dropped: an unmap must take that PTE lock to clear the entry,
+            // so the frame and the table outlive the caller's access.
+            Vma vma = mm.vmas.lockVmaForRead(va);
+            Lock mmapRead = null;
+            if (vma == null) {
+                mmapRead = mm.vmas.mmapLock.readLock();
+                mmapRead.lock();
+                vma = mm.vmas.find(va);
+            }
+            try {
+                ensureOpen();
+                if (vma == null) {
+                    mm.counters.faultMapErr.increment();
+                    throw new FaultException(FaultException.Kind.MAPERR, va, write);
+                }
+                long pmdE = pmdEntryOf(va);
+                if (pmdE >= 0) {
+                    long pte = mm.ptl.pteOffsetMapLock(pmdE, va, slot);
+                    if (pte >= 0) {
+                        long e = mm.entries.getPlain(pte);
+                        if (write ? Pte.writable(e) : Pte.present(e)) {
+                            return (Pte.pfn(e) << 12) | (va & (PAGE_SIZE - 1));
+                        }
+                        mm.ptl.pteUnmapUnlock(pte, slot.ptl);
+                    }
+                }
+                int r = faults.handleMmFault(vma, va, write, slot);
+                if (r != FaultHandler.OK) {
+                    throw new FaultException(kindOf(r), va, write);
+                }
+            } finally {
+                if (mmapRead != null) {
+                    mmapRead.unlock();
+                } else if (vma != null) {
+                    vma.readUnlock();
+                }
+            }
+        }
+    }
+
+    /** The PMD entry for {@code va}, or -1 if an upper level is missing (acquire loads). */
+    private long pmdEntryOf(long va) {
+        long pgdval = mm.entries.getAcquire(Entries.entry(mm.pgdPfn, Entries.index(va, Entries.PGDIR_SHIFT)));
+        if (pgdval == 0) {
+            return -1;
+        }
+        long pudval = mm.entries.getAcquire(Entries.entry(Pte.pfn(pgdval), Entries.index(va, Entries.PUD_SHIFT)));
+        if (pudval == 0) {
+            return -1;
+        }
+        return Entries.entry(Pte.pfn(pudval), Entries.index(va, Entries.PMD_SHIFT));
     }
 
     private static FaultException.Kind kindOf(int code) {
