@@ -125,8 +125,8 @@ public final class Reclaimer {
         for (int i = 0; i < b.pages.size(); i++) {
             long v = b.pages.get(i);
             mm.frames.putFrames(v >>> 4, (int) (v & 0xf));
-            mm.counters.framesHeld.decrement();
         }
+        mm.counters.framesHeld.add(-b.pages.size());
         for (int i = 0; i < b.tables.size(); i++) {
             long v = b.tables.get(i);
             mm.pgtables.freeTable(v >>> 2, (int) (v & 0x3));

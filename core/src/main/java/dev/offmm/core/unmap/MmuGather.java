@@ -19,6 +19,8 @@ public final class MmuGather {
     private LongList tables = new LongList(8);
     private boolean needFlush;
     private long gen;
+    /** Resident pages removed and not yet subtracted from the RSS counter (one add per batch). */
+    private long rssRemoved;
 
     /** {@code tlb_gather_mmu}. */
     public MmuGather(Mm mm) {
@@ -29,6 +31,7 @@ public final class MmuGather {
     /** {@code tlb_remove_page}: an order-{@code order} data page whose entry was cleared. */
     public void removePage(long pfn, int order) {
         pages.add(pfn << 4 | order);
+        rssRemoved += 1L << order;
         needFlush = true;
     }
 
@@ -60,6 +63,10 @@ public final class MmuGather {
      * last flush. Called with the table lock that guarded the cleared entries still held.
      */
     public void flushTlbLocked() {
+        if (rssRemoved != 0) {
+            mm.counters.rssPages.add(-rssRemoved);
+            rssRemoved = 0;
+        }
         if (needFlush) {
             gen = mm.flushTlb();
             needFlush = false;

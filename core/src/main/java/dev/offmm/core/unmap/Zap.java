@@ -36,7 +36,6 @@ public final class Zap {
         if (Pte.ownsFrame(entry)) {
             long pfn = Pte.pfn(entry);
             mm.memMap.addMapcount(pfn, -1);
-            mm.counters.rssPages.decrement();
             tlb.removePage(pfn, 0);
         } else {
             tlb.needFlush();

@@ -1,0 +1,2 @@
+/** JMH benchmarks of page faults. */
+package dev.offmm.bench.fault;
