@@ -318,6 +318,42 @@ public final class AddressSpace implements AutoCloseable {
         }
     }
 
+    /**
+     * Attaches the calling thread: a per-thread {@link Mmu} with its own TLB. Close it (on the
+     * same thread) when done.
+     */
+    public Mmu attach() {
+        ensureOpen();
+        return new Mmu(this, mm);
+    }
+
+    /** Pins the page at {@code va}; see {@link Mmu#pin}. Casual form for threads without an Mmu. */
+    public PinnedPage pin(long va, boolean write) {
+        return pin(va, write, slots.get());
+    }
+
+    PinnedPage pin(long va, boolean write, PtlSlot slot) {
+        long pa = lockPage(va, write, slot);
+        long pfn = pa >>> 12;
+        try {
+            if (pfn == PhysicalMemory.ZERO_PFN) {
+                // A read pin of a page never written: the shared zero page, which lives forever.
+                return new PinnedPage(this, va & -PAGE_SIZE, pfn, -1, mm.memory.frameSegment(pfn, 0).asReadOnly());
+            }
+            // Under the PTE lock the entry maps pfn, so its refcount cannot be dropping to zero.
+            mm.memMap.addRefcount(pfn, 1);
+        } finally {
+            mm.ptl.unlock(slot.ptl);
+        }
+        return new PinnedPage(this, va & -PAGE_SIZE, pfn, 0, mm.memory.frameSegment(pfn, 0));
+    }
+
+    void unpin(long pfn, int order) {
+        if (order >= 0) {
+            mm.frames.putFrames(pfn, order);
+        }
+    }
+
     /** The PMD entry for {@code va}, or -1 if an upper level is missing (acquire loads). */
     private long pmdEntryOf(long va) {
         long pgdval = mm.entries.getAcquire(Entries.entry(mm.pgdPfn, Entries.index(va, Entries.PGDIR_SHIFT)));
@@ -331,7 +367,7 @@ public final class AddressSpace implements AutoCloseable {
         return Entries.entry(Pte.pfn(pudval), Entries.index(va, Entries.PMD_SHIFT));
     }
 
-    private static FaultException.Kind kindOf(int code) {
+    static FaultException.Kind kindOf(int code) {
         return switch (code) {
             case FaultHandler.MAPERR -> FaultException.Kind.MAPERR;
             case FaultHandler.ACCERR -> FaultException.Kind.ACCERR;

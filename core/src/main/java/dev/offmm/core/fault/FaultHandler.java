@@ -31,6 +31,8 @@ public final class FaultHandler {
     /** No memory for a page or a table. */
     public static final int OOM = 3;
     private static final int RETRY = 4;
+    /** How long an allocation under memory pressure waits for a grace period before OOM. */
+    private static final long RECLAIM_WAIT_NANOS = 50_000_000L;
 
     private static final long ZERO_PTE = Pte.mkZero(PhysicalMemory.ZERO_PFN);
 
@@ -198,7 +200,7 @@ public final class FaultHandler {
 
     private long allocZeroedPage() {
         long pfn = mm.frames.allocFrame();
-        if (pfn == FrameAllocator.NO_FRAME && mm.reclaimer.poll() > 0) {
+        if (pfn == FrameAllocator.NO_FRAME && mm.reclaimer.reclaimUnderPressure(RECLAIM_WAIT_NANOS) > 0) {
             pfn = mm.frames.allocFrame();
         }
         if (pfn != FrameAllocator.NO_FRAME) {

@@ -28,6 +28,12 @@ public final class EpochSlot {
     @SuppressWarnings("unused")
     private volatile long observed = IDLE;
     volatile boolean retired;
+    /** The owning thread; a dead owner holds nothing. */
+    final Thread owner;
+
+    EpochSlot(Thread owner) {
+        this.owner = owner;
+    }
 
     /**
      * Publishes that the owner has caught up with generation {@code gen}: a volatile store, so
@@ -46,5 +52,11 @@ public final class EpochSlot {
     /** The last published generation, or {@link #IDLE}. */
     public long observed() {
         return (long) OBSERVED.getVolatile(this);
+    }
+
+    /** The generation this slot holds reclamation to: {@link #IDLE} if idle or its owner is dead. */
+    long holding() {
+        long v = observed();
+        return v != IDLE && !owner.isAlive() ? IDLE : v;
     }
 }

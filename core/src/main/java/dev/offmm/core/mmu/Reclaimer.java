@@ -24,6 +24,7 @@ public final class Reclaimer {
     private final CopyOnWriteArrayList<EpochSlot> slots = new CopyOnWriteArrayList<>();
     private final ArrayDeque<Batch> pending = new ArrayDeque<>();
     private volatile long pendingFrames;
+    private volatile boolean graceDisabled;
 
     private record Batch(long gen, LongList pages, LongList tables) {
     }
@@ -33,9 +34,17 @@ public final class Reclaimer {
         this.mm = mm;
     }
 
-    /** Registers a participant; it starts idle. */
+    /**
+     * Fault injection for tests: releases batches at once, ignoring every participant. This is
+     * the bug the grace period prevents; the stress tests show that they catch it.
+     */
+    public void disableGracePeriodForTesting() {
+        graceDisabled = true;
+    }
+
+    /** Registers a participant owned by the calling thread; it starts idle. */
     public EpochSlot register() {
-        EpochSlot slot = new EpochSlot();
+        EpochSlot slot = new EpochSlot(Thread.currentThread());
         slots.add(slot);
         return slot;
     }
@@ -58,21 +67,23 @@ public final class Reclaimer {
      * before the TLB generation became {@code gen}, then releases whatever is safe.
      */
     public void retire(long gen, LongList pages, LongList tables) {
-        if (pages.isEmpty() && tables.isEmpty()) {
-            return;
-        }
-        synchronized (pending) {
-            pending.addLast(new Batch(gen, pages, tables));
-            pendingFrames += pages.size() + tables.size();
+        if (!pages.isEmpty() || !tables.isEmpty()) {
+            synchronized (pending) {
+                pending.addLast(new Batch(gen, pages, tables));
+                pendingFrames += pages.size() + tables.size();
+            }
         }
         poll();
     }
 
     /** The oldest generation some participant may still be using, or {@link EpochSlot#IDLE}. */
     public long minObserved() {
+        if (graceDisabled) {
+            return EpochSlot.IDLE;
+        }
         long min = EpochSlot.IDLE;
         for (EpochSlot s : slots) {
-            min = Math.min(min, s.observed());
+            min = Math.min(min, s.holding());
         }
         return min;
     }
@@ -114,6 +125,28 @@ public final class Reclaimer {
             LockSupport.parkNanos(park);
             park = Math.min(park * 2, 1_000_000);
         }
+    }
+
+    /**
+     * Under memory pressure: releases what is safe and, if frames are still pending, waits for
+     * their grace period up to {@code timeoutNanos}. Returns how many frames went back.
+     */
+    public long reclaimUnderPressure(long timeoutNanos) {
+        long freed = poll();
+        if (freed > 0 || pendingFrames == 0) {
+            return freed;
+        }
+        long deadline = System.nanoTime() + timeoutNanos;
+        long park = 1_000;
+        while (System.nanoTime() - deadline < 0) {
+            LockSupport.parkNanos(park);
+            park = Math.min(park * 2, 256_000);
+            freed = poll();
+            if (freed > 0 || pendingFrames == 0) {
+                return freed;
+            }
+        }
+        return 0;
     }
 
     /** Frames waiting for a grace period. */

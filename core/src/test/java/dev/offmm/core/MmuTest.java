@@ -1,0 +1,260 @@
+package dev.offmm.core;
+
+import dev.offmm.offheap.PhysicalMemory;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.concurrent.atomic.AtomicReference;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Per-thread contexts: TLB accesses, faults through them, shootdown, atomics, pinning. */
+class MmuTest {
+    private static final long PAGE = 4096;
+    private PhysicalMemory memory;
+    private long free;
+
+    @BeforeEach
+    void setUp() {
+        memory = PhysicalMemory.create(32L << 20);
+        free = memory.freeFrameCount();
+    }
+
+    @AfterEach
+    void tearDown() {
+        memory.frames().drainCurrentThread();
+        memory.frames().reapDeadCaches();
+        memory.lockSlab().shrink();
+        long now = memory.freeFrameCount();
+        memory.close();
+        assertEquals(free, now, "every frame returned");
+    }
+
+    static java.util.stream.Stream<VmConfig> modes() {
+        return Modes.all();
+    }
+
+    @ParameterizedTest
+    @MethodSource("modes")
+    void shouldReadAndWriteThroughTheTlbAndFaultTransparently(VmConfig config) {
+        try (AddressSpace as = AddressSpace.create(memory, config); Mmu mmu = as.attach()) {
+            long a = as.mmap(0, 16 * PAGE, Prot.READ | Prot.WRITE, MapFlags.NONE);
+            assertEquals(0, mmu.getLong(a), "zero page");
+            mmu.putLong(a, 0x0102030405060708L);
+            assertEquals(0x0102030405060708L, mmu.getLong(a), "COW from the zero page, transparently");
+            assertEquals(0x0102030405060708L, as.getLong(a), "the casual path agrees");
+            mmu.putInt(a + 12, -5);
+            assertEquals(-5, mmu.getInt(a + 12));
+            mmu.putByte(a + 3 * PAGE, (byte) 9);
+            assertEquals(9, mmu.getByte(a + 3 * PAGE));
+            mmu.putLong(a + PAGE - 4, 0x1122334455667788L);
+            assertEquals(0x1122334455667788L, mmu.getLong(a + PAGE - 4), "across a page boundary");
+            long misses = mmu.tlbMisses();
+            for (int i = 0; i < 100; i++) {
+                mmu.getLong(a + 8 * (i % 32));
+            }
+            assertEquals(misses, mmu.tlbMisses(), "hits do not walk");
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("modes")
+    void shouldReportFaultsAndMisuse(VmConfig config) {
+        try (AddressSpace as = AddressSpace.create(memory, config); Mmu mmu = as.attach()) {
+            long a = as.mmap(0, 2 * PAGE, Prot.READ, MapFlags.NONE);
+            assertEquals(0, mmu.getLong(a));
+            assertEquals(FaultException.Kind.ACCERR, assertThrows(FaultException.class, () -> mmu.putLong(a, 1)).kind());
+            assertEquals(FaultException.Kind.MAPERR, assertThrows(FaultException.class, () -> mmu.getLong(a + 2 * PAGE)).kind());
+            assertEquals(FaultException.Kind.MAPERR, assertThrows(FaultException.class, () -> mmu.getLong(-8)).kind());
+            assertEquals(FaultException.Kind.MAPERR,
+                    assertThrows(FaultException.class, () -> mmu.getLong(AddressSpace.USER_END)).kind());
+            assertThrows(IllegalArgumentException.class, () -> mmu.compareAndSetLong(a + 4, 0, 1));
+            assertThrows(IllegalArgumentException.class, () -> mmu.getLongAcquire(a + 1));
+            as.mprotect(a, PAGE, Prot.NONE);
+            assertEquals(FaultException.Kind.ACCERR, assertThrows(FaultException.class, () -> mmu.getLong(a)).kind());
+            AtomicReference<Throwable> other = new AtomicReference<>();
+            Thread t = new Thread(() -> {
+                try {
+                    mmu.getLong(a + PAGE);
+                } catch (Throwable e) {
+                    other.set(e);
+                }
+            });
+            t.start();
+            join(t);
+            assertInstanceOf(WrongThreadException.class, other.get());
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("modes")
+    void shouldSeeUnmapAndMprotectOnTheNextAccess(VmConfig config) {
+        try (AddressSpace as = AddressSpace.create(memory, config); Mmu mmu = as.attach()) {
+            long a = as.mmap(0, 4 * PAGE, Prot.READ | Prot.WRITE, MapFlags.NONE);
+            mmu.putLong(a, 1);
+            mmu.putLong(a + PAGE, 2);
+            as.mprotect(a, PAGE, Prot.READ);
+            assertEquals(FaultException.Kind.ACCERR, assertThrows(FaultException.class, () -> mmu.putLong(a, 3)).kind());
+            assertEquals(1, mmu.getLong(a));
+            as.madvise(a + PAGE, PAGE, Advice.DONTNEED);
+            assertEquals(0, mmu.getLong(a + PAGE), "DONTNEED shot the translation down");
+            as.munmap(a, 4 * PAGE);
+            assertEquals(FaultException.Kind.MAPERR, assertThrows(FaultException.class, () -> mmu.getLong(a)).kind());
+            assertTrue(mmu.tlbFlushes() >= 3);
+        }
+    }
+
+    @Test
+    void shouldCopyBulkAcrossPagesFromArraysAndSegments() {
+        try (AddressSpace as = AddressSpace.create(memory, VmConfig.defaults()); Mmu mmu = as.attach();
+             Arena arena = Arena.ofConfined()) {
+            long a = as.mmap(0, 300 * PAGE, Prot.READ | Prot.WRITE, MapFlags.NONE);
+            byte[] src = new byte[(int) (290 * PAGE) + 17];
+            new java.util.Random(3).nextBytes(src);
+            mmu.write(a + 5, src, 0, src.length);
+            byte[] dst = new byte[src.length];
+            mmu.read(a + 5, dst, 0, dst.length);
+            assertArrayEquals(src, dst);
+            MemorySegment seg = arena.allocate(3 * PAGE);
+            mmu.read(a + 5, seg);
+            assertEquals(src[100], seg.get(ValueLayout.JAVA_BYTE, 100));
+            seg.fill((byte) 7);
+            mmu.write(a + PAGE, seg);
+            assertEquals(7, as.getByte(a + 4 * PAGE - 1));
+            assertThrows(IndexOutOfBoundsException.class, () -> mmu.read(a, dst, -1, 4));
+            assertThrows(FaultException.class, () -> mmu.read(a + 299 * PAGE, new byte[(int) (2 * PAGE)], 0, (int) (2 * PAGE)));
+        }
+    }
+
+    @Test
+    void shouldPublishBetweenContextsWithReleaseAndAcquire() {
+        try (AddressSpace as = AddressSpace.create(memory, VmConfig.defaults())) {
+            long a = as.mmap(0, 64 * PAGE, Prot.READ | Prot.WRITE, MapFlags.NONE);
+            int rounds = 2000;
+            AtomicReference<Throwable> failure = new AtomicReference<>();
+            Thread consumer = new Thread(() -> {
+                try (Mmu mmu = as.attach()) {
+                    for (long r = 1; r <= rounds; r++) {
+                        while (mmu.getLongAcquire(a) != r) {
+                            Thread.onSpinWait();
+                        }
+                        long page = r % 63 + 1;
+                        assertEquals(r * 31, mmu.getLong(a + page * PAGE + 8), "data published before the flag");
+                        mmu.putLongRelease(a + 8, r);
+                    }
+                } catch (Throwable e) {
+                    failure.set(e);
+                }
+            });
+            consumer.start();
+            try (Mmu mmu = as.attach()) {
+                for (long r = 1; r <= rounds && failure.get() == null; r++) {
+                    long page = r % 63 + 1;
+                    mmu.putLong(a + page * PAGE + 8, r * 31);
+                    mmu.putLongRelease(a, r);
+                    while (mmu.getLongAcquire(a + 8) != r && consumer.isAlive()) {
+                        Thread.onSpinWait();
+                    }
+                }
+            }
+            join(consumer);
+            assertEquals(null, failure.get());
+        }
+    }
+
+    @Test
+    void shouldCountExactlyWithCompareAndSetAndGetAndAddFromManyThreads() {
+        try (AddressSpace as = AddressSpace.create(memory, VmConfig.defaults())) {
+            long a = as.mmap(0, PAGE, Prot.READ | Prot.WRITE, MapFlags.NONE);
+            Thread[] ts = new Thread[4];
+            for (int t = 0; t < ts.length; t++) {
+                ts[t] = new Thread(() -> {
+                    try (Mmu mmu = as.attach()) {
+                        for (int i = 0; i < 20_000; i++) {
+                            mmu.getAndAddLong(a, 1);
+                            long v;
+                            do {
+                                v = mmu.getLongAcquire(a + 8);
+                            } while (!mmu.compareAndSetLong(a + 8, v, v + 2));
+                        }
+                    }
+                });
+                ts[t].start();
+            }
+            for (Thread t : ts) {
+                join(t);
+            }
+            assertEquals(80_000, as.getLong(a));
+            assertEquals(160_000, as.getLong(a + 8));
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("modes")
+    void shouldKeepPinnedFramesAliveAcrossMunmapUntilUnpinned(VmConfig config) {
+        try (AddressSpace as = AddressSpace.create(memory, config); Mmu mmu = as.attach()) {
+            long a = as.mmap(0, 2 * PAGE, Prot.READ | Prot.WRITE, MapFlags.NONE);
+            mmu.putLong(a, 1234);
+            PinnedPage pin = mmu.pin(a + 100, false);
+            assertEquals(a, pin.address());
+            assertEquals(PAGE, pin.segment().byteSize());
+            assertEquals(1234, pin.segment().get(ValueLayout.JAVA_LONG, 0));
+            pin.segment().set(ValueLayout.JAVA_LONG, 8, 99);
+            assertEquals(99, mmu.getLong(a + 8), "the pinned segment is the mapped frame");
+            as.munmap(a, 2 * PAGE);
+            assertEquals(1234, pin.segment().get(ValueLayout.JAVA_LONG, 0), "still alive after munmap");
+            assertTrue(as.stats().pendingFreeFrames() > 0, "the active context holds the unmapped frames");
+            mmu.idle();
+            assertEquals(0, as.stats().pendingFreeFrames(), "the grace period is over");
+            assertEquals(1234, pin.segment().get(ValueLayout.JAVA_LONG, 0), "and the pin still holds the frame");
+            long pinnedFree = memory.freeFrameCount();
+            pin.close();
+            pin.close();
+            assertEquals(pinnedFree + 1, memory.freeFrameCount(), "the unpin freed it");
+            assertThrows(IllegalStateException.class, pin::segment);
+            long b = as.mmap(0, PAGE, Prot.READ, MapFlags.NONE);
+            try (PinnedPage zero = mmu.pin(b, false)) {
+                assertTrue(zero.segment().isReadOnly(), "a read pin of an untouched page is the zero page");
+            }
+            assertEquals(FaultException.Kind.ACCERR, assertThrows(FaultException.class, () -> mmu.pin(b, true)).kind());
+        }
+    }
+
+    @Test
+    void shouldNotHoldReclamationBackWhenIdleOrDead() {
+        try (AddressSpace as = AddressSpace.create(memory, VmConfig.defaults())) {
+            long a = as.mmap(0, 8 * PAGE, Prot.READ | Prot.WRITE, MapFlags.NONE);
+            Mmu mine = as.attach();
+            mine.putLong(a, 1);
+            Thread dead = new Thread(() -> as.attach().putLong(a + PAGE, 2));
+            dead.start();
+            join(dead);
+            as.munmap(a, 4 * PAGE);
+            assertTrue(as.stats().pendingFreeFrames() > 0, "an active context holds the frames back");
+            mine.idle();
+            as.munmap(a + 4 * PAGE, PAGE);
+            assertEquals(0, as.stats().pendingFreeFrames(), "idle and dead contexts hold nothing");
+            mine.putLong(a + 5 * PAGE, 3);
+            assertEquals(3, mine.getLong(a + 5 * PAGE), "the idle context came back by itself");
+            mine.close();
+        }
+    }
+
+    private static void join(Thread t) {
+        try {
+            t.join();
+        } catch (InterruptedException e) {
+            throw new AssertionError(e);
+        }
+    }
+}
