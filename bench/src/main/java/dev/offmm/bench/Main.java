@@ -1,10 +1,12 @@
 package dev.offmm.bench;
 
+import dev.offmm.bench.scale.ScaleHarness;
+
 import java.util.Arrays;
 
 /**
- * Entry point of the bench jar: {@code jmh ...} runs the JMH suite with JMH's own options;
- * other commands are added by the harness.
+ * Entry point of the bench jar: {@code demo} (a short fault-scaling sweep), {@code scale} (the
+ * full harness), {@code jmh} (the JMH suite with JMH's own options).
  */
 public final class Main {
     private Main() {
@@ -16,8 +18,10 @@ public final class Main {
         String[] rest = Arrays.copyOfRange(args, Math.min(1, args.length), args.length);
         switch (cmd) {
             case "jmh" -> org.openjdk.jmh.Main.main(rest);
+            case "scale" -> ScaleHarness.main(rest, false);
+            case "demo" -> ScaleHarness.main(rest, true);
             default -> {
-                System.err.println("usage: offmm-bench jmh [JMH options]");
+                System.err.println("usage: offmm-bench demo|scale|jmh [options]   (scale --help for the harness)");
                 System.exit(cmd.equals("help") ? 0 : 2);
             }
         }

@@ -49,6 +49,8 @@ public final class AddressSpace implements AutoCloseable {
     private final FaultHandler faults;
     private final MapOps ops;
     private final ThreadLocal<PtlSlot> slots = ThreadLocal.withInitial(PtlSlot::new);
+    /** The calling thread's attached context, if any. */
+    private final ThreadLocal<Mmu> attached = new ThreadLocal<>();
     private volatile boolean closed;
 
     private AddressSpace(PhysicalMemory memory, VmConfig config) {
@@ -88,6 +90,7 @@ public final class AddressSpace implements AutoCloseable {
      */
     public long mmap(long addr, long length, int prot, int flags) {
         ensureOpen();
+        offlineCaller();
         return ops.mmap(addr, length, prot, flags);
     }
 
@@ -99,6 +102,7 @@ public final class AddressSpace implements AutoCloseable {
      */
     public void munmap(long addr, long length) {
         ensureOpen();
+        offlineCaller();
         ops.munmap(addr, length);
     }
 
@@ -111,6 +115,7 @@ public final class AddressSpace implements AutoCloseable {
      */
     public void mprotect(long addr, long length, int prot) {
         ensureOpen();
+        offlineCaller();
         ops.mprotect(addr, length, prot);
     }
 
@@ -124,6 +129,7 @@ public final class AddressSpace implements AutoCloseable {
      */
     public void madvise(long addr, long length, int advice) {
         ensureOpen();
+        offlineCaller();
         ops.madvise(addr, length, advice);
     }
 
@@ -324,7 +330,31 @@ public final class AddressSpace implements AutoCloseable {
      */
     public Mmu attach() {
         ensureOpen();
-        return new Mmu(this, mm);
+        if (attached.get() != null) {
+            throw new IllegalStateException("thread " + Thread.currentThread().getName()
+                    + " is already attached to this address space (one Mmu per thread)");
+        }
+        Mmu mmu = new Mmu(this, mm);
+        attached.set(mmu);
+        return mmu;
+    }
+
+    void detached(Mmu mmu) {
+        if (attached.get() == mmu) {
+            attached.remove();
+        }
+    }
+
+    /**
+     * An mmap/munmap/mprotect/madvise call uses no translation and may block (on mmap_lock, on a
+     * VMA's readers, on a grace period): take the caller's context offline so that it does not
+     * hold back a grace period that another thread, itself blocking this call, waits for.
+     */
+    private void offlineCaller() {
+        Mmu mmu = attached.get();
+        if (mmu != null) {
+            mmu.offline();
+        }
     }
 
     /** Pins the page at {@code va}; see {@link Mmu#pin}. Casual form for threads without an Mmu. */

@@ -77,6 +77,8 @@ public final class Mmu implements AutoCloseable {
     /** Physical offsets of the pages of one bulk-copy batch. */
     private final long[] copyPa = new long[COPY_BATCH];
     private long seenGen = NO_GEN;
+    /** The generation the TLB was valid for when the context went offline, or NO_GEN. */
+    private long offlineGen = NO_GEN;
     private long flushes;
     private long misses;
     private boolean closed;
@@ -292,13 +294,7 @@ public final class Mmu implements AutoCloseable {
         }
         // Publish the generation, then re-read it: the volatile store orders before the load, so
         // either the unmapper's scan sees our publication or we see its bump (Dekker pairing).
-        long gen;
-        do {
-            gen = mm.tlbGen();
-            slot.observe(gen);
-        } while (mm.tlbGen() != gen);
-        flushTlb();
-        seenGen = gen;
+        online();
     }
 
     private void flushTlb() {
@@ -322,14 +318,54 @@ public final class Mmu implements AutoCloseable {
             if (pa >= 0) {
                 return pa;
             }
-            int r = as.faultResult(va, write, ptlSlot);
+            int r = faultIdle(va, write);
             if (r != FaultHandler.OK) {
                 throw new FaultException(AddressSpace.kindOf(r), va, write);
             }
-            if (mm.tlbGen() != seenGen) {
-                syncSlowPath();
-            }
         }
+    }
+
+    /**
+     * Runs the fault handler with this context offline: it uses no translation meanwhile, so it
+     * must not hold back the grace period that an allocation under memory pressure may be
+     * waiting for (its own unmaps included). Back online, the TLB is flushed only if the
+     * generation moved; if it did not, nothing was freed and every cached translation is valid.
+     */
+    private int faultIdle(long va, boolean write) {
+        offline();
+        int r;
+        try {
+            r = as.faultResult(va, write, ptlSlot);
+        } finally {
+            online();
+        }
+        return r;
+    }
+
+    /**
+     * Stops holding reclamation back until the next access; keeps the TLB, which
+     * {@link #online()} flushes only if the generation moved meanwhile.
+     */
+    void offline() {
+        if (seenGen != NO_GEN) {
+            offlineGen = seenGen;
+            seenGen = NO_GEN;
+        }
+        slot.idle();
+    }
+
+    /** Back online after {@link #offline()}: publishes the current generation. */
+    private void online() {
+        long gen;
+        do {
+            gen = mm.tlbGen();
+            slot.observe(gen);
+        } while (mm.tlbGen() != gen);
+        if (gen != offlineGen) {
+            flushTlb();
+        }
+        offlineGen = NO_GEN;
+        seenGen = gen;
     }
 
     /**
@@ -382,6 +418,7 @@ public final class Mmu implements AutoCloseable {
         checkThread();
         flushTlb();
         seenGen = NO_GEN;
+        offlineGen = NO_GEN;
         slot.idle();
         // Going offline may end a grace period: release what it held back.
         mm.reclaimer.poll();
@@ -406,6 +443,7 @@ public final class Mmu implements AutoCloseable {
             flushTlb();
             seenGen = NO_GEN;
             mm.reclaimer.unregister(slot);
+            as.detached(this);
         }
     }
 

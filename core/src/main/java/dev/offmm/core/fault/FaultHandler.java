@@ -31,8 +31,6 @@ public final class FaultHandler {
     /** No memory for a page or a table. */
     public static final int OOM = 3;
     private static final int RETRY = 4;
-    /** How long an allocation under memory pressure waits for a grace period before OOM. */
-    private static final long RECLAIM_WAIT_NANOS = 50_000_000L;
 
     private static final long ZERO_PTE = Pte.mkZero(PhysicalMemory.ZERO_PFN);
 
@@ -199,10 +197,7 @@ public final class FaultHandler {
     }
 
     private long allocZeroedPage() {
-        long pfn = mm.frames.allocFrame();
-        if (pfn == FrameAllocator.NO_FRAME && mm.reclaimer.reclaimUnderPressure(RECLAIM_WAIT_NANOS) > 0) {
-            pfn = mm.frames.allocFrame();
-        }
+        long pfn = mm.allocFrame();
         if (pfn != FrameAllocator.NO_FRAME) {
             mm.memory.zeroFrames(pfn, 0);
         }

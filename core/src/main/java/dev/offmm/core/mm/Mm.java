@@ -92,6 +92,23 @@ public final class Mm {
         this.reclaimer = new Reclaimer(this);
     }
 
+    /** How long an allocation under memory pressure waits for a grace period before failing. */
+    private static final long RECLAIM_WAIT_NANOS = 50_000_000L;
+
+    /**
+     * Allocates an order-0 frame for this address space (a data page or a table); under memory
+     * pressure, first releases frames whose grace period has passed, waiting a bounded time for
+     * contexts to move on. Returns {@link FrameAllocator#NO_FRAME} if there is still none.
+     */
+    public long allocFrame() {
+        long pfn = frames.allocFrame();
+        for (int tries = 0; pfn == FrameAllocator.NO_FRAME && tries < 4 && reclaimer.reclaimUnderPressure(RECLAIM_WAIT_NANOS);
+                tries++) {
+            pfn = frames.allocFrame();
+        }
+        return pfn;
+    }
+
     /** The current TLB generation (acquire); pairs with the release in {@link #flushTlb()}. */
     public long tlbGen() {
         return (long) TLB_GEN.getAcquire(this);

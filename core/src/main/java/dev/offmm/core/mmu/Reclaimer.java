@@ -100,9 +100,13 @@ public final class Reclaimer {
                     break;
                 }
                 pending.pollFirst();
-                pendingFrames -= b.pages.size() + b.tables.size();
             }
             freed += release(b);
+            synchronized (pending) {
+                // Only now are the frames free: a thread under pressure that saw them pending
+                // keeps waiting until here instead of failing while they are being released.
+                pendingFrames -= b.pages.size() + b.tables.size();
+            }
         }
         return freed;
     }
@@ -128,25 +132,29 @@ public final class Reclaimer {
     }
 
     /**
-     * Under memory pressure: releases what is safe and, if frames are still pending, waits for
-     * their grace period up to {@code timeoutNanos}. Returns how many frames went back.
+     * Under memory pressure: releases what is safe and, if frames are still pending (waiting for
+     * a grace period, or being released by another thread right now), waits up to
+     * {@code timeoutNanos} for some of them to come back. Returns whether an allocation is worth
+     * retrying.
      */
-    public long reclaimUnderPressure(long timeoutNanos) {
-        long freed = poll();
-        if (freed > 0 || pendingFrames == 0) {
-            return freed;
+    public boolean reclaimUnderPressure(long timeoutNanos) {
+        long before = pendingFrames;
+        if (poll() > 0) {
+            return true;
+        }
+        if (before == 0) {
+            return false;
         }
         long deadline = System.nanoTime() + timeoutNanos;
         long park = 1_000;
         while (System.nanoTime() - deadline < 0) {
             LockSupport.parkNanos(park);
             park = Math.min(park * 2, 256_000);
-            freed = poll();
-            if (freed > 0 || pendingFrames == 0) {
-                return freed;
+            if (poll() > 0 || pendingFrames < before) {
+                return true;
             }
         }
-        return 0;
+        return false;
     }
 
     /** Frames waiting for a grace period. */

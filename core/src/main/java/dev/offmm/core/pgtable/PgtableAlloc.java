@@ -89,7 +89,7 @@ public final class PgtableAlloc {
         if (mm.memory.failPoints().shouldFail(FailSite.PAGE_TABLE)) {
             return FrameAllocator.NO_FRAME;
         }
-        long pfn = frames.allocFrame();
+        long pfn = mm.allocFrame();
         if (pfn == FrameAllocator.NO_FRAME) {
             return FrameAllocator.NO_FRAME;
         }

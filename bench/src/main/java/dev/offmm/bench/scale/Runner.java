@@ -1,0 +1,158 @@
+package dev.offmm.bench.scale;
+
+import dev.offmm.bench.kernel.Libc;
+import dev.offmm.core.AddressSpace;
+import dev.offmm.core.MapFlags;
+import dev.offmm.core.Mmu;
+import dev.offmm.core.Prot;
+import dev.offmm.core.VmStats;
+import dev.offmm.offheap.PhysicalMemory;
+import dev.offmm.offheap.lock.LockClass;
+
+import java.io.PrintStream;
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Measures one (workload, target, threads) point: starts the threads, lets them warm up, samples
+ * their counters over the measured window, stops them, and for offmm closes the address space,
+ * which verifies that nothing leaked.
+ */
+final class Runner {
+    private final long warmupNanos;
+    private final long measureNanos;
+    private final PrintStream progress;
+    /** A live progress line only on a terminal; the per-point lines report progress otherwise. */
+    private final boolean live = System.console() != null;
+
+    Runner(double warmupSeconds, double measureSeconds, PrintStream progress) {
+        this.warmupNanos = (long) (warmupSeconds * 1e9);
+        this.measureNanos = (long) (measureSeconds * 1e9);
+        this.progress = progress;
+    }
+
+    Result run(Workload w, Target target, int threads) throws InterruptedException {
+        return target.isKernel() ? runKernel(w, threads) : runOffmm(w, target, threads);
+    }
+
+    private Result runOffmm(Workload w, Target target, int threads) throws InterruptedException {
+        try (PhysicalMemory memory = PhysicalMemory.create(w.physicalBytes(threads));
+             AddressSpace as = AddressSpace.create(memory, target.config())) {
+            long sharedBytes = w.sharedBytes(threads);
+            long shared = sharedBytes > 0 ? as.mmap(0, sharedBytes, Prot.READ | Prot.WRITE, MapFlags.NONE) : 0;
+            Body body = (t, ops, stop) -> {
+                try (Mmu mmu = as.attach()) {
+                    while (!stop.get()) {
+                        w.offmmRound(as, mmu, shared, t, threads, ops);
+                    }
+                }
+            };
+            return measure(w, target, threads, body, as);
+        }
+    }
+
+    private Result runKernel(Workload w, int threads) throws InterruptedException {
+        long sharedBytes = w.sharedBytes(threads);
+        MemorySegment shared = sharedBytes > 0 ? Libc.mmapAnon(sharedBytes, Libc.PROT_RW) : null;
+        try {
+            Body body = (t, ops, stop) -> {
+                while (!stop.get()) {
+                    w.kernelRound(shared, t, threads, ops);
+                }
+            };
+            return measure(w, Target.KERNEL, threads, body, null);
+        } finally {
+            if (shared != null) {
+                Libc.munmap(shared);
+            }
+        }
+    }
+
+    /** A thread's loop. */
+    private interface Body {
+        void run(int thread, OpsCounter ops, java.util.concurrent.atomic.AtomicBoolean stop);
+    }
+
+    private Result measure(Workload w, Target target, int threads, Body body, AddressSpace as) throws InterruptedException {
+        OpsCounter[] counters = new OpsCounter[threads];
+        java.util.concurrent.atomic.AtomicBoolean stop = new java.util.concurrent.atomic.AtomicBoolean();
+        ConcurrentLinkedQueue<Throwable> errors = new ConcurrentLinkedQueue<>();
+        CountDownLatch started = new CountDownLatch(threads);
+        List<Thread> ts = new ArrayList<>();
+        for (int t = 0; t < threads; t++) {
+            counters[t] = new OpsCounter();
+            int tid = t;
+            Thread th = new Thread(() -> {
+                started.countDown();
+                try {
+                    body.run(tid, counters[tid], stop);
+                } catch (Throwable e) {
+                    errors.add(e);
+                    stop.set(true);
+                }
+            }, "offmm-scale-" + t);
+            th.setDaemon(true);
+            ts.add(th);
+            th.start();
+        }
+        started.await();
+        String label = String.format("%-12s %-20s %2d threads", w.cliName(), target.name(), threads);
+        TimeUnit.NANOSECONDS.sleep(warmupNanos);
+        long c0 = sum(counters);
+        VmStats s0 = as == null ? null : as.stats();
+        long t0 = System.nanoTime();
+        long end = t0 + measureNanos;
+        long last = c0;
+        long lastT = t0;
+        while (System.nanoTime() < end && !stop.get()) {
+            TimeUnit.MILLISECONDS.sleep(Math.min(1000, Math.max(1, (end - System.nanoTime()) / 1_000_000)));
+            long now = System.nanoTime();
+            long c = sum(counters);
+            if (live) {
+                progress.printf("\r  %s  %8.3f M faults/s", label, (c - last) * 1e3 / (now - lastT));
+                progress.flush();
+            }
+            last = c;
+            lastT = now;
+        }
+        long c1 = sum(counters);
+        long t1 = System.nanoTime();
+        VmStats s1 = as == null ? null : as.stats();
+        stop.set(true);
+        for (Thread th : ts) {
+            th.join();
+        }
+        if (live) {
+            progress.print("\r" + " ".repeat(label.length() + 32) + "\r");
+        }
+        if (!errors.isEmpty()) {
+            throw new IllegalStateException(label + ": a thread failed", errors.peek());
+        }
+        double opsPerSecond = (c1 - c0) * 1e9 / (t1 - t0);
+        if (as == null) {
+            return new Result(w, target, threads, opsPerSecond, 0, 0, 0, 0);
+        }
+        long acq = 0;
+        for (LockClass k : LockClass.values()) {
+            acq += s1.lockAcquisitions().get(k) - s0.lockAcquisitions().get(k);
+        }
+        return new Result(w, target, threads, opsPerSecond,
+                delta(s0, s1, LockClass.PAGE_TABLE_LOCK), delta(s0, s1, LockClass.PMD), delta(s0, s1, LockClass.PTE), acq);
+    }
+
+    private static long delta(VmStats s0, VmStats s1, LockClass k) {
+        return s1.lockContentions().get(k) - s0.lockContentions().get(k);
+    }
+
+    private static long sum(OpsCounter[] counters) {
+        long s = 0;
+        for (OpsCounter c : counters) {
+            s += c.get();
+        }
+        return s;
+    }
+}

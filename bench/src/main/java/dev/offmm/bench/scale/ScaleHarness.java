@@ -1,0 +1,149 @@
+package dev.offmm.bench.scale;
+
+import java.io.PrintStream;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The fault-scaling harness: sweeps workloads x targets x threads, prints a progress line and a
+ * table, and writes CSV and PNG plots. {@code demo} is a short sweep.
+ */
+public final class ScaleHarness {
+    private List<Workload> workloads = List.of(Workload.PF1, Workload.DISJOINT, Workload.SHARED_TABLE);
+    private List<Integer> threads = defaultThreads();
+    private List<Target> targets = new ArrayList<>(List.of(Target.parse("SINGLE"), Target.parse("SPLIT_PTE"),
+            Target.parse("SPLIT_PTE_PMD"), Target.parse("SPLIT_PTE_PMD+debug"), Target.KERNEL));
+    private double warmup = 1;
+    private double seconds = 3;
+    private Path out = Path.of("bench", "results");
+    private boolean csv = true;
+    private boolean plot = true;
+
+    private ScaleHarness() {
+    }
+
+    private static List<Integer> defaultThreads() {
+        int n = Runtime.getRuntime().availableProcessors();
+        List<Integer> t = new ArrayList<>(List.of(1));
+        if (n > 1) {
+            t.add(n);
+        }
+        t.add(4 * n);
+        return t;
+    }
+
+    /** {@code scale [options]} and {@code demo [options]}. */
+    public static void main(String[] args, boolean demo) throws Exception {
+        ScaleHarness h = new ScaleHarness();
+        if (demo) {
+            h.workloads = List.of(Workload.PF1, Workload.DISJOINT);
+            h.threads = List.of(1, 2);
+            h.targets = new ArrayList<>(List.of(Target.parse("SINGLE"), Target.parse("SPLIT_PTE_PMD"), Target.KERNEL));
+            h.seconds = 2;
+        }
+        for (int i = 0; i < args.length; i++) {
+            String a = args[i];
+            switch (a) {
+                case "--help", "-h" -> {
+                    usage(System.out);
+                    return;
+                }
+                case "--workloads" -> h.workloads = parseList(args[++i], Workload::parse);
+                case "--threads" -> h.threads = parseList(args[++i], ScaleHarness::parseThreads);
+                case "--modes" -> h.targets = new ArrayList<>(parseList(args[++i], Target::parse));
+                case "--no-kernel" -> h.targets.removeIf(Target::isKernel);
+                case "--warmup" -> h.warmup = parseSeconds(args[++i]);
+                case "--seconds" -> h.seconds = parseSeconds(args[++i]);
+                case "--out" -> h.out = Path.of(args[++i]);
+                case "--no-csv" -> h.csv = false;
+                case "--no-plot" -> h.plot = false;
+                default -> {
+                    System.err.println("offmm scale: unknown option '" + a + "'");
+                    usage(System.err);
+                    System.exit(2);
+                }
+            }
+        }
+        h.run(System.out);
+    }
+
+    private static int parseThreads(String s) {
+        int t = Integer.parseInt(s);
+        if (t < 1 || t > 256) {
+            throw new IllegalArgumentException("threads=" + t + " (expected 1..256)");
+        }
+        return t;
+    }
+
+    private static double parseSeconds(String s) {
+        double v = Double.parseDouble(s);
+        if (!(v >= 0 && v <= 3600)) {
+            throw new IllegalArgumentException("seconds=" + s + " (expected 0..3600)");
+        }
+        return v;
+    }
+
+    private static <T> List<T> parseList(String csv, java.util.function.Function<String, T> parse) {
+        List<T> out = new ArrayList<>();
+        for (String s : csv.split(",")) {
+            if (!s.isBlank()) {
+                out.add(parse.apply(s.trim()));
+            }
+        }
+        if (out.isEmpty()) {
+            throw new IllegalArgumentException("empty list '" + csv + "'");
+        }
+        return out;
+    }
+
+    private static void usage(PrintStream out) {
+        out.println("""
+                usage: offmm scale [options]      (offmm demo: a short sweep)
+                  --workloads LIST   pf1,pf4,disjoint,shared-table   (default pf1,disjoint,shared-table)
+                  --threads LIST     e.g. 1,2,8                      (default 1, cores, 4x cores)
+                  --modes LIST       SINGLE,SPLIT_PTE,SPLIT_PTE_PMD, each optionally +debug, and kernel
+                  --no-kernel        leave out the host kernel
+                  --warmup S         warm-up seconds per point       (default 1)
+                  --seconds S        measured seconds per point      (default 3)
+                  --out DIR          where CSV and PNG go            (default bench/results)
+                  --no-csv, --no-plot""");
+        for (Workload w : Workload.values()) {
+            out.printf("  %-13s %s%n", w.cliName(), w.description());
+        }
+    }
+
+    private void run(PrintStream out) throws Exception {
+        out.printf("offmm fault scaling: %d cores, %s, JDK %s; %.1f s warm-up + %.1f s per point%n",
+                Runtime.getRuntime().availableProcessors(), System.getProperty("os.arch"),
+                Runtime.version(), warmup, seconds);
+        Runner runner = new Runner(warmup, seconds, System.err);
+        List<Result> results = new ArrayList<>();
+        for (Workload w : workloads) {
+            for (Target t : targets) {
+                for (int n : threads) {
+                    Result r = runner.run(w, t, n);
+                    results.add(r);
+                    out.printf("  %-12s %-20s %2d threads %10s faults/s%n", w.cliName(), t.name(), n,
+                            Report.si(r.opsPerSecond()));
+                }
+            }
+        }
+        Report report = new Report(results);
+        report.printTable(out);
+        if (csv) {
+            Path file = out().resolve("scale.csv");
+            report.writeCsv(file);
+            out.println("CSV:  " + file);
+        }
+        if (plot) {
+            for (Path p : Plot.write(results, out())) {
+                out.println("plot: " + p);
+            }
+        }
+    }
+
+    private Path out() {
+        return out;
+    }
+}
