@@ -163,6 +163,8 @@ public final class FrameAllocator {
      * kernel's {@code put_page}). The block must be unmapped and no longer a table by then.
      */
     public void putFrames(long pfn, int order) {
+        checkOrder(order);
+        checkPfn(pfn, order);
         int left = map.addRefcount(pfn, -1);
         if (left > 0) {
             return;
@@ -173,8 +175,6 @@ public final class FrameAllocator {
         }
         // The last reference: nobody else can reach the frame, so the refcount stays 0.
         ensureOpen();
-        checkOrder(order);
-        checkPfn(pfn, order);
         int type = map.typeAcquire(pfn);
         int mapcount = map.mapcountVolatile(pfn);
         if (type != MemMap.TYPE_NONE || mapcount != 0) {
@@ -185,11 +185,13 @@ public final class FrameAllocator {
         long allocated = MemMap.withOrder(MemMap.PG_ALLOCATED, order);
         if (order == 0) {
             if (!map.casFlags(pfn, allocated, MemMap.PG_PCP)) {
+                map.addRefcount(pfn, 1);
                 throw badFree(pfn, 0);
             }
             pushToCache(pfn);
         } else {
             if (!map.casFlags(pfn, allocated, 0)) {
+                map.addRefcount(pfn, 1);
                 throw badFree(pfn, order);
             }
             buddy.free(pfn, order);

@@ -108,6 +108,7 @@ public final class LockSlab {
      * @throws IllegalStateException if {@code rec} is not a live lock
      */
     public boolean lock(long rec) {
+        checkLiveFast(rec);
         long tid = Thread.currentThread().threadId();
         boolean contended = false;
         if (!SpinLock.tryLock(region, rec + LockRecord.WORD, tid)) {
@@ -131,8 +132,13 @@ public final class LockSlab {
         return contended;
     }
 
-    /** One attempt to take the lock at {@code rec}. */
+    /**
+     * One attempt to take the lock at {@code rec}.
+     *
+     * @throws IllegalStateException if {@code rec} is not a live lock
+     */
     public boolean tryLock(long rec) {
+        checkLiveFast(rec);
         long tid = Thread.currentThread().threadId();
         if (!SpinLock.tryLock(region, rec + LockRecord.WORD, tid)) {
             return false;
@@ -209,6 +215,13 @@ public final class LockSlab {
         }
     }
 
+    /** The hot-path check before a lock word is written: one load of the magic, on the lock's own cache line. */
+    private void checkLiveFast(long rec) {
+        if (LockRecord.intAcquire(region, rec, LockRecord.MAGIC) != LockRecord.MAGIC_LIVE) {
+            checkLive(rec);
+        }
+    }
+
     private void checkLive(long rec) {
         if (rec <= 0 || (rec & (LockRecord.BYTES - 1)) != 0 || rec >= region.byteSize()
                 || map.typeAcquire(rec >>> 12) != MemMap.TYPE_LOCK_SLAB
@@ -249,9 +262,6 @@ public final class LockSlab {
         }
         map.setTypeRelease(pfn, MemMap.TYPE_NONE);
         pages--;
-        if (emptyPages > 0) {
-            emptyPages--;
-        }
         frames.freeFrame(pfn);
     }
 
