@@ -20,8 +20,9 @@ public final class Main {
             case "jmh" -> org.openjdk.jmh.Main.main(rest);
             case "scale" -> ScaleHarness.main(rest, false);
             case "demo" -> ScaleHarness.main(rest, true);
+            case "stat" -> dev.offmm.bench.stat.StatCommand.main(rest);
             default -> {
-                System.err.println("usage: offmm-bench demo|scale|jmh [options]   (scale --help for the harness)");
+                System.err.println("usage: offmm-bench demo|scale|stat|jmh [options]   (scale --help for the harness)");
                 System.exit(cmd.equals("help") ? 0 : 2);
             }
         }

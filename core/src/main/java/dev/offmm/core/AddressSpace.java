@@ -469,7 +469,8 @@ public final class AddressSpace implements AutoCloseable {
         }
         return new VmStats(c.rssPages.sum(), c.pteTables.sum() * PAGE_SIZE, c.pmdTables.sum() * PAGE_SIZE,
                 c.pudTables.sum() * PAGE_SIZE, mm.vmas.size(), Map.copyOf(f), Map.copyOf(acq), Map.copyOf(cont),
-                c.tlbFlushes.sum(), c.tableRacesLost.sum(), mm.reclaimer.pendingFrames());
+                c.tlbFlushes.sum(), c.tableRacesLost.sum(), mm.reclaimer.pendingFrames(), c.pagesAllocated.sum(),
+                c.pagesFreed.sum(), c.tablesAllocated.sum(), c.tablesFreed.sum(), c.gracePeriods.sum());
     }
 
     /** The configuration. */

@@ -19,11 +19,17 @@ import java.util.Map;
  * @param tlbFlushes         TLB generation bumps
  * @param tableRacesLost     tables built and destroyed because another thread installed one first
  * @param pendingFreeFrames  frames waiting for a grace period before they are freed
+ * @param pagesAllocated     data pages allocated by faults, ever
+ * @param pagesFreed         data pages released after their grace period, ever
+ * @param tablesAllocated    page tables allocated, ever (the PGD aside)
+ * @param tablesFreed        page tables destroyed and freed, ever
+ * @param gracePeriods       unmap batches released after their grace period, ever
  */
 public record VmStats(long rssPages, long pteTableBytes, long pmdTableBytes, long pudTableBytes, long vmaCount,
                       Map<String, Long> faults, Map<LockClass, Long> lockAcquisitions,
                       Map<LockClass, Long> lockContentions, long tlbFlushes, long tableRacesLost,
-                      long pendingFreeFrames) {
+                      long pendingFreeFrames, long pagesAllocated, long pagesFreed, long tablesAllocated,
+                      long tablesFreed, long gracePeriods) {
 
     /** Page-table bytes of the PTE and PMD levels (and PUD), the kernel's {@code mm_pgtables_bytes}. */
     public long pageTableBytes() {

@@ -1,6 +1,7 @@
 package dev.offmm.bench.scale;
 
 import dev.offmm.bench.kernel.Libc;
+import dev.offmm.bench.stat.LiveCounters;
 import dev.offmm.core.AddressSpace;
 import dev.offmm.core.MapFlags;
 import dev.offmm.core.Mmu;
@@ -27,9 +28,12 @@ final class Runner {
     private final long measureNanos;
     private final PrintStream progress;
     /** A live progress line only on a terminal; the per-point lines report progress otherwise. */
-    private final boolean live = System.console() != null;
+    private final boolean tty = System.console() != null;
 
-    Runner(double warmupSeconds, double measureSeconds, PrintStream progress) {
+    private final LiveCounters live;
+
+    Runner(double warmupSeconds, double measureSeconds, PrintStream progress, LiveCounters live) {
+        this.live = live;
         this.warmupNanos = (long) (warmupSeconds * 1e9);
         this.measureNanos = (long) (measureSeconds * 1e9);
         this.progress = progress;
@@ -100,6 +104,9 @@ final class Runner {
             th.start();
         }
         started.await();
+        if (live != null) {
+            live.source(as, () -> sum(counters));
+        }
         String label = String.format("%-12s %-20s %2d threads", w.cliName(), target.name(), threads);
         TimeUnit.NANOSECONDS.sleep(warmupNanos);
         long c0 = sum(counters);
@@ -112,7 +119,7 @@ final class Runner {
             TimeUnit.MILLISECONDS.sleep(Math.min(1000, Math.max(1, (end - System.nanoTime()) / 1_000_000)));
             long now = System.nanoTime();
             long c = sum(counters);
-            if (live) {
+            if (tty) {
                 progress.printf("\r  %s  %8.3f M faults/s", label, (c - last) * 1e3 / (now - lastT));
                 progress.flush();
             }
@@ -126,7 +133,10 @@ final class Runner {
         for (Thread th : ts) {
             th.join();
         }
-        if (live) {
+        if (live != null) {
+            live.source(null, null);
+        }
+        if (tty) {
             progress.print("\r" + " ".repeat(label.length() + 32) + "\r");
         }
         if (!errors.isEmpty()) {

@@ -1,5 +1,7 @@
 package dev.offmm.bench.scale;
 
+import dev.offmm.bench.stat.LiveCounters;
+
 import java.io.PrintStream;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -19,6 +21,7 @@ public final class ScaleHarness {
     private Path out = Path.of("bench", "results");
     private boolean csv = true;
     private boolean plot = true;
+    private boolean stat = true;
 
     private ScaleHarness() {
     }
@@ -58,6 +61,7 @@ public final class ScaleHarness {
                 case "--out" -> h.out = Path.of(args[++i]);
                 case "--no-csv" -> h.csv = false;
                 case "--no-plot" -> h.plot = false;
+                case "--no-stat" -> h.stat = false;
                 default -> {
                     System.err.println("offmm scale: unknown option '" + a + "'");
                     usage(System.err);
@@ -107,7 +111,8 @@ public final class ScaleHarness {
                   --warmup S         warm-up seconds per point       (default 1)
                   --seconds S        measured seconds per point      (default 3)
                   --out DIR          where CSV and PNG go            (default bench/results)
-                  --no-csv, --no-plot""");
+                  --no-csv, --no-plot
+                  --no-stat          do not export live counters for 'offmm stat'""");
         for (Workload w : Workload.values()) {
             out.printf("  %-13s %s%n", w.cliName(), w.description());
         }
@@ -117,8 +122,17 @@ public final class ScaleHarness {
         out.printf("offmm fault scaling: %d cores, %s, JDK %s; %.1f s warm-up + %.1f s per point%n",
                 Runtime.getRuntime().availableProcessors(), System.getProperty("os.arch"),
                 Runtime.version(), warmup, seconds);
-        Runner runner = new Runner(warmup, seconds, System.err);
         List<Result> results = new ArrayList<>();
+        try (LiveCounters live = stat ? LiveCounters.create() : null) {
+            if (live != null) {
+                out.println("live counters: " + live.file() + "  (watch with ./offmm stat)");
+            }
+            sweep(out, new Runner(warmup, seconds, System.err, live), results);
+        }
+        report(out, results);
+    }
+
+    private void sweep(PrintStream out, Runner runner, List<Result> results) throws Exception {
         for (Workload w : workloads) {
             for (Target t : targets) {
                 for (int n : threads) {
@@ -129,6 +143,9 @@ public final class ScaleHarness {
                 }
             }
         }
+    }
+
+    private void report(PrintStream out, List<Result> results) throws Exception {
         Report report = new Report(results);
         report.printTable(out);
         if (csv) {

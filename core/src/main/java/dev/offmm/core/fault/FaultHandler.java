@@ -192,6 +192,7 @@ public final class FaultHandler {
         mm.memMap.addMapcount(pfn, 1);
         counters.rssPages.increment();
         counters.framesHeld.increment();
+        counters.pagesAllocated.increment();
         // Release: the zeroed page before the entry; pairs with walkers' acquire loads.
         entries.setRelease(pte, Pte.mkPage(pfn, Pte.protBits(true, Prot.writable(vma.prot))));
     }

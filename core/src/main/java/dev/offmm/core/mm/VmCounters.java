@@ -19,6 +19,16 @@ public final class VmCounters {
     public final LongAdder pudTables = new LongAdder();
     /** Every frame this address space holds: data pages, tables of every level, the PGD. */
     public final LongAdder framesHeld = new LongAdder();
+    /** Data pages allocated by faults. */
+    public final LongAdder pagesAllocated = new LongAdder();
+    /** Data pages released by this address space after their grace period. */
+    public final LongAdder pagesFreed = new LongAdder();
+    /** Page tables allocated (every level but the PGD). */
+    public final LongAdder tablesAllocated = new LongAdder();
+    /** Page tables destroyed and freed. */
+    public final LongAdder tablesFreed = new LongAdder();
+    /** Batches released after their grace period. */
+    public final LongAdder gracePeriods = new LongAdder();
     /** Read faults that mapped the zero page. */
     public final LongAdder faultZero = new LongAdder();
     /** Write faults that allocated a fresh page. */

@@ -168,6 +168,8 @@ public final class Reclaimer {
             mm.frames.putFrames(v >>> 4, (int) (v & 0xf));
         }
         mm.counters.framesHeld.add(-b.pages.size());
+        mm.counters.pagesFreed.add(b.pages.size());
+        mm.counters.gracePeriods.increment();
         for (int i = 0; i < b.tables.size(); i++) {
             long v = b.tables.get(i);
             mm.pgtables.freeTable(v >>> 2, (int) (v & 0x3));

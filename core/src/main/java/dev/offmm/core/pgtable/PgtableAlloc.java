@@ -99,6 +99,7 @@ public final class PgtableAlloc {
             return FrameAllocator.NO_FRAME;
         }
         mm.counters.framesHeld.increment();
+        mm.counters.tablesAllocated.increment();
         return pfn;
     }
 
@@ -110,6 +111,7 @@ public final class PgtableAlloc {
         dtor(pfn, level);
         frames.freeFrame(pfn);
         mm.counters.framesHeld.decrement();
+        mm.counters.tablesFreed.increment();
     }
 
     private boolean ctor(long pfn, int level) {

@@ -12,7 +12,7 @@ import java.lang.invoke.VarHandle;
  * VMAs under mmap_lock held for write and detaches the old ones.
  *
  * <p>Per-VMA lock ({@code lock_vma_under_rcu}): a fault takes it for read with a CAS on
- * {@code lockWord} and holds it for the whole fault, so the VMA's page tables cannot be zapped
+ * its stripe of the reader counts and holds it for the whole fault, so the VMA's page tables cannot be zapped
  * or freed under it. A writer (holding mmap_lock for write) sets {@link #WRITER} and waits for
  * readers to drain; readers that find the bit set fall back to mmap_lock. A written VMA is
  * detached and never unlocked: it is garbage, and any late reader falls back too.
@@ -25,12 +25,16 @@ public final class Vma {
     /** Mapped with {@code NORESERVE}. */
     public static final int VM_NORESERVE = 1 << 2;
 
-    private static final int WRITER = 1 << 31;
-    private static final VarHandle LOCK;
+    /** Reader stripes: threads hash onto them, so concurrent faults do not bounce one line. */
+    private static final int STRIPES = 4;
+    /** Longs between stripes: 128 bytes, two cache lines, against adjacent-line prefetch. */
+    private static final int STRIDE = 16;
+    private static final VarHandle READERS = MethodHandles.arrayElementVarHandle(long[].class);
+    private static final VarHandle WRITER;
 
     static {
         try {
-            LOCK = MethodHandles.lookup().findVarHandle(Vma.class, "lockWord", int.class);
+            WRITER = MethodHandles.lookup().findVarHandle(Vma.class, "writer", boolean.class);
         } catch (ReflectiveOperationException e) {
             throw new ExceptionInInitializerError(e);
         }
@@ -45,9 +49,15 @@ public final class Vma {
     /** {@code VM_*} flags. */
     public final int flags;
 
-    /** Readers in the low bits, {@link #WRITER} in the sign bit. Volatile CAS only. */
+    /**
+     * Striped reader counts (the kernel's per-VMA lock, made scalable like a big-reader lock):
+     * reader {@code t} owns stripe {@code threadId % STRIPES}, at index {@code stripe * STRIDE}.
+     * Volatile read-modify-writes only.
+     */
+    private final long[] readers = new long[STRIPES * STRIDE];
+    /** Set once by the writer ({@code vma_start_write}); volatile. */
     @SuppressWarnings("unused")
-    private volatile int lockWord;
+    private volatile boolean writer;
 
     /** A new, attached, unlocked VMA. */
     public Vma(long start, long end, int prot, int flags) {
@@ -72,43 +82,55 @@ public final class Vma {
         return end == next.start && prot == next.prot && flags == next.flags;
     }
 
+    private static int stripe() {
+        return (int) (Thread.currentThread().threadId() & (STRIPES - 1)) * STRIDE;
+    }
+
     /**
      * {@code vma_start_read}: one attempt to take the per-VMA lock for read. Fails if a writer
      * holds or wants it (or it is detached); the caller then falls back to mmap_lock.
+     *
+     * <p>Dekker pairing with {@link #writeLockAndDetach}: the reader's volatile increment comes
+     * before its volatile read of {@code writer}; the writer's volatile store of {@code writer}
+     * comes before its volatile reads of the stripes. So either the reader sees the writer and
+     * backs out, or the writer sees the reader and waits for it.
      */
     public boolean tryReadLock() {
-        int v = lockWord;
-        while (v >= 0) {
-            if (LOCK.compareAndSet(this, v, v + 1)) {
-                return true;
-            }
-            v = lockWord;
+        if (writer) {
+            return false;
         }
-        return false;
+        int s = stripe();
+        READERS.getAndAdd(readers, s, 1L);
+        if (writer) {
+            READERS.getAndAdd(readers, s, -1L);
+            return false;
+        }
+        return true;
     }
 
-    /** {@code vma_end_read}. */
+    /** {@code vma_end_read}: on the thread that took the read lock. */
     public void readUnlock() {
-        LOCK.getAndAdd(this, -1);
+        READERS.getAndAdd(readers, stripe(), -1L);
     }
 
     /**
-     * {@code vma_start_write}: called with mmap_lock held for write. Sets the writer bit and waits
+     * {@code vma_start_write}: called with mmap_lock held for write. Sets the writer flag and waits
      * until in-flight readers (faults) are done. The VMA stays write-locked for good: the caller
      * detaches it.
      */
     public void writeLockAndDetach() {
-        int v = (int) LOCK.getAndBitwiseOr(this, WRITER);
+        WRITER.setVolatile(this, true);
         int attempt = 0;
-        while ((v & ~WRITER) != 0) {
-            attempt = Backoff.idle(attempt);
-            v = lockWord;
+        for (int s = 0; s < STRIPES * STRIDE; s += STRIDE) {
+            while ((long) READERS.getVolatile(readers, s) != 0) {
+                attempt = Backoff.idle(attempt);
+            }
         }
     }
 
     /** Whether a writer has locked (and so detached) this VMA. */
     public boolean detached() {
-        return lockWord < 0;
+        return writer;
     }
 
     @Override
