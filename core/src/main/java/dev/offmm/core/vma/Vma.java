@@ -11,11 +11,11 @@ import java.lang.invoke.VarHandle;
  * Immutable except for its per-VMA lock: a change (split, merge, new protection) builds new
  * VMAs under mmap_lock held for write and detaches the old ones.
  *
- * <p>Per-VMA lock ({@code lock_vma_under_rcu}): a fault takes it for read with a CAS on
- * its stripe of the reader counts and holds it for the whole fault, so the VMA's page tables cannot be zapped
- * or freed under it. A writer (holding mmap_lock for write) sets {@link #WRITER} and waits for
- * readers to drain; readers that find the bit set fall back to mmap_lock. A written VMA is
- * detached and never unlocked: it is garbage, and any late reader falls back too.
+ * <p>Per-VMA lock ({@code lock_vma_under_rcu}): a fault takes it for read by incrementing its
+ * thread's stripe of the reader counts and holds it for the whole fault, so the VMA's page tables
+ * cannot be zapped or freed under it. A writer (holding mmap_lock for write) raises the writer
+ * flag and waits for every stripe to drain; readers that see the flag fall back to mmap_lock. A
+ * written VMA is detached and never unlocked: it is garbage, and any late reader falls back too.
  */
 public final class Vma {
     /** Transparent huge pages requested ({@code MADV_HUGEPAGE}). */
