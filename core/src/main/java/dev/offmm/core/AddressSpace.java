@@ -515,6 +515,9 @@ public final class AddressSpace implements AutoCloseable {
             }
             closed = true;
             ops.unmapAll();
+            // Even with nothing mapped, every context must pass through its generation check
+            // (which sees 'closed' and goes idle) before the PGD is freed under a lockless walk.
+            mm.flushTlb();
         } finally {
             w.unlock();
         }
