@@ -1,2 +1,31 @@
-/** Address spaces. */
+/**
+ * Address spaces: {@link dev.offmm.core.AddressSpace} (mmap, munmap, mprotect, madvise, faults),
+ * {@link dev.offmm.core.Mmu} (a thread's context and software TLB) and {@link dev.offmm.core.PinnedPage}.
+ *
+ * <h2>Locks, in the order they nest</h2>
+ * <ol>
+ *   <li>{@code mmap_lock} (read for faults that could not take a VMA lock and for DONTNEED;
+ *       write for mmap, munmap, mprotect and the madvise flag changes);</li>
+ *   <li>the per-VMA read lock of a fault;</li>
+ *   <li>{@code page_table_lock}: PGD and PUD entries (installing PUD and PMD tables), and every
+ *       table in {@link dev.offmm.core.LockMode#SINGLE};</li>
+ *   <li>a PMD table's split lock: its entries (installing PTE tables);</li>
+ *   <li>a PTE table's split lock: its entries.</li>
+ * </ol>
+ * The helpers in {@code dev.offmm.core.pgtable.PtlHelpers} decide split versus
+ * {@code page_table_lock} in one place; nothing else touches a ptl word.
+ *
+ * <h2>Memory ordering</h2>
+ * Page-table entries are written under their lock with release stores and read either under the
+ * lock (plain) or locklessly with acquire loads, so a walker that sees an entry sees the zeroed
+ * table or page and the constructed lock it names. The TLB generation is bumped with a volatile
+ * read-modify-write after entries are cleared; a context reads it (acquire) before every access
+ * and publishes what it has seen with a volatile store, then re-reads it (the Dekker pairing with
+ * the reclaimer's bump-then-scan). Accessor names in the internal packages carry their ordering
+ * ({@code getAcquire}, {@code setRelease}, {@code getPlain}), as in {@code dev.offmm.offheap}.
+ *
+ * <h2>Lifetimes</h2>
+ * Pages and tables cleared by an unmap go to an mmu_gather and are freed, destructors included,
+ * only after every non-idle context has caught up with the unmap's generation.
+ */
 package dev.offmm.core;
