@@ -71,8 +71,10 @@ public final class Mmu implements AutoCloseable {
     private final MemorySegment region;
     private final EpochSlot slot;
     private final PtlSlot ptlSlot = new PtlSlot();
-    /** Interleaved {tag = vpn + 1, data = pa | TLB_WRITE}: a tag of 0 is empty. */
-    private final long[] tlb = new long[TLB_ENTRIES * 2];
+    /** Direct-mapped TLB: tag {@code vpn + 1} (0 is empty) for reads, for writes, and the frame offset. */
+    private final long[] readTags = new long[TLB_ENTRIES];
+    private final long[] writeTags = new long[TLB_ENTRIES];
+    private final long[] frames = new long[TLB_ENTRIES];
     private final long[] hugeTlb = new long[HUGE_TLB_ENTRIES * 2];
     /** Physical offsets of the pages of one bulk-copy batch. */
     private final long[] copyPa = new long[COPY_BATCH];
@@ -273,12 +275,11 @@ public final class Mmu implements AutoCloseable {
             syncSlowPath();
         }
         long vpn = va >>> 12;
-        int i = (int) (vpn & (TLB_ENTRIES - 1)) << 1;
-        if (tlb[i] == vpn + 1) {
-            long data = tlb[i + 1];
-            if (!write || (data & TLB_WRITE) != 0) {
-                return (data & ~PAGE_MASK) | (va & PAGE_MASK);
-            }
+        int i = (int) vpn & (TLB_ENTRIES - 1);
+        // A write hits only a writable translation: the write tag is set for those alone, so the
+        // permission check is the tag compare itself (write is a constant once inlined).
+        if ((write ? writeTags[i] : readTags[i]) == vpn + 1) {
+            return frames[i] | (va & PAGE_MASK);
         }
         return translateSlowPath(va, write);
     }
@@ -298,7 +299,8 @@ public final class Mmu implements AutoCloseable {
     }
 
     private void flushTlb() {
-        java.util.Arrays.fill(tlb, 0);
+        java.util.Arrays.fill(readTags, 0);
+        java.util.Arrays.fill(writeTags, 0);
         java.util.Arrays.fill(hugeTlb, 0);
         flushes++;
     }
@@ -402,9 +404,10 @@ public final class Mmu implements AutoCloseable {
             return -1;
         }
         long vpn = va >>> 12;
-        int i = (int) (vpn & (TLB_ENTRIES - 1)) << 1;
-        tlb[i] = vpn + 1;
-        tlb[i + 1] = (Pte.pfn(pte) << 12) | (Pte.writable(pte) ? TLB_WRITE : 0);
+        int i = (int) vpn & (TLB_ENTRIES - 1);
+        readTags[i] = vpn + 1;
+        writeTags[i] = Pte.writable(pte) ? vpn + 1 : 0;
+        frames[i] = Pte.pfn(pte) << 12;
         return (Pte.pfn(pte) << 12) | (va & PAGE_MASK);
     }
 
