@@ -281,6 +281,9 @@ public final class AddressSpace implements AutoCloseable {
         if (va < 0 || va >= USER_END) {
             throw new FaultException(FaultException.Kind.MAPERR, va, write);
         }
+        // This path uses no TLB and may fault: the caller's own context must not hold back a
+        // grace period that the fault's allocation could be waiting for.
+        offlineCaller();
         while (true) {
             ensureOpen();
             // The VMA (or mmap_lock) keeps the upper tables alive for the lockless walk. Once the
