@@ -51,7 +51,6 @@ public final class AddressSpace implements AutoCloseable {
     private final ThreadLocal<PtlSlot> slots = ThreadLocal.withInitial(PtlSlot::new);
     /** The calling thread's attached context, if any. */
     private final ThreadLocal<Mmu> attached = new ThreadLocal<>();
-    private volatile boolean closed;
 
     private AddressSpace(PhysicalMemory memory, VmConfig config) {
         this.mm = new Mm(memory, config);
@@ -493,7 +492,7 @@ public final class AddressSpace implements AutoCloseable {
 
     /** Whether closed. */
     public boolean isClosed() {
-        return closed;
+        return mm.isClosed();
     }
 
     /** Internal state, for the access layer and tests in this module. */
@@ -510,13 +509,16 @@ public final class AddressSpace implements AutoCloseable {
      */
     @Override
     public void close() {
+        // Like munmap, close uses no translation: the caller's own context must not hold back the
+        // grace period that close waits for below.
+        offlineCaller();
         Lock w = mm.vmas.mmapLock.writeLock();
         w.lock();
         try {
-            if (closed) {
+            if (mm.isClosed()) {
                 return;
             }
-            closed = true;
+            mm.markClosed();
             ops.unmapAll();
             // Even with nothing mapped, every context must pass through its generation check
             // (which sees 'closed' and goes idle) before the PGD is freed under a lockless walk.
@@ -554,14 +556,12 @@ public final class AddressSpace implements AutoCloseable {
     }
 
     private void ensureOpen() {
-        if (closed) {
-            throw new IllegalStateException("address space is closed");
-        }
+        mm.ensureOpen();
     }
 
     @Override
     public String toString() {
         return "AddressSpace[mm " + mm.id + ", " + lockMode() + (mm.config.debugLocks() ? "+debug" : "")
-                + ", " + mm.vmas.size() + " VMAs" + (closed ? ", closed]" : "]");
+                + ", " + mm.vmas.size() + " VMAs" + (mm.isClosed() ? ", closed]" : "]");
     }
 }

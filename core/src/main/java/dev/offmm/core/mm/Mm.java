@@ -66,6 +66,9 @@ public final class Mm {
     /** The handle of {@code page_table_lock}. */
     public final long pageTableLock;
 
+    /** Set once by close, under mmap_lock held for write; volatile. */
+    private volatile boolean closed;
+
     /** Bumped by every shootdown; contexts compare it on each access. */
     @SuppressWarnings("unused")
     private volatile long tlbGen;
@@ -90,6 +93,29 @@ public final class Mm {
         this.pageTableLock = ptLocks.ptlockPtr(pgdPfn);
         this.ptl = new PtlHelpers(this);
         this.reclaimer = new Reclaimer(this);
+    }
+
+    /** Whether the address space is closed. */
+    public boolean isClosed() {
+        return closed;
+    }
+
+    /** Marks the address space closed; called by close with mmap_lock held for write. */
+    public void markClosed() {
+        closed = true;
+    }
+
+    /**
+     * Fails if closed. Operations call it again once they hold mmap_lock: close sets the flag
+     * under mmap_lock held for write, so a call that queued behind close sees it there.
+     */
+    public void ensureOpen() {
+        if (closed) {
+            throw new IllegalStateException("address space is closed");
+        }
+        if (memory.isClosed()) {
+            throw new IllegalStateException("the physical memory of this address space is closed");
+        }
     }
 
     /** How long an allocation under memory pressure waits for a grace period before failing. */

@@ -81,6 +81,7 @@ public final class MapOps {
         Lock w = mm.vmas.mmapLock.writeLock();
         w.lock();
         try {
+            mm.ensureOpen();
             long start;
             if (fixed) {
                 start = addr;
@@ -154,6 +155,7 @@ public final class MapOps {
         Lock w = mm.vmas.mmapLock.writeLock();
         w.lock();
         try {
+            mm.ensureOpen();
             doMunmap(addr, end);
         } finally {
             w.unlock();
@@ -227,6 +229,7 @@ public final class MapOps {
         Lock w = mm.vmas.mmapLock.writeLock();
         w.lock();
         try {
+            mm.ensureOpen();
             List<Vma> old = covering("mprotect", addr, end);
             for (Vma v : old) {
                 v.writeLockAndDetach();
@@ -256,6 +259,7 @@ public final class MapOps {
                 Lock r = mm.vmas.mmapLock.readLock();
                 r.lock();
                 try {
+                    mm.ensureOpen();
                     covering("madvise", addr, end);
                 } finally {
                     r.unlock();
@@ -273,6 +277,7 @@ public final class MapOps {
         Lock r = mm.vmas.mmapLock.readLock();
         r.lock();
         try {
+            mm.ensureOpen();
             covering("madvise", addr, end);
             MmuGather tlb = new MmuGather(mm);
             Zap.unmapRange(mm, tlb, addr, end);
@@ -286,6 +291,7 @@ public final class MapOps {
         Lock w = mm.vmas.mmapLock.writeLock();
         w.lock();
         try {
+            mm.ensureOpen();
             List<Vma> old = covering("madvise", addr, end);
             for (Vma v : old) {
                 v.writeLockAndDetach();
