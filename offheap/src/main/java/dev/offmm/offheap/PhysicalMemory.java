@@ -73,8 +73,9 @@ public final class PhysicalMemory implements AutoCloseable {
     /** Configuration of a {@link PhysicalMemory}. */
     public static final class Builder {
         private long bytes = DEFAULT_BYTES;
-        private int cacheBatch = 31;
-        private int cacheHigh = 93;
+        /** 0: sized from the memory (see {@link #frameCache}). */
+        private int cacheBatch;
+        private int cacheHigh;
 
         private Builder() {
         }
@@ -89,7 +90,8 @@ public final class PhysicalMemory implements AutoCloseable {
 
         /**
          * Per-thread frame cache: {@code batch} frames move to or from the buddy allocator at a
-         * time, and a cache keeps at most {@code high} (the kernel's pcp batch and high).
+         * time, and a cache keeps at most {@code high} (the kernel's pcp batch and high). By
+         * default both are sized from the memory (see {@link #build()}).
          */
         public Builder frameCache(int batch, int high) {
             Checks.inRange("batch", batch, 1, 4096);
@@ -99,9 +101,20 @@ public final class PhysicalMemory implements AutoCloseable {
             return this;
         }
 
-        /** Allocates the memory. */
+        /**
+         * Allocates the memory. Unless set, the per-thread cache keeps up to 1/64 of the frames
+         * (at most 1536, 6 MiB) and moves an eighth of that (at most 63) at a time: large enough
+         * that frames freed by DONTNEED or munmap come back to the same thread still in its CPU
+         * caches, small enough that live threads' caches cannot hide much memory.
+         */
         public PhysicalMemory build() {
-            return new PhysicalMemory(bytes, cacheBatch, cacheHigh);
+            int high = cacheHigh;
+            int batch = cacheBatch;
+            if (high == 0) {
+                high = (int) Math.max(8, Math.min(1536, (bytes >>> PAGE_SHIFT) / 64));
+                batch = Math.max(1, Math.min(63, high / 8));
+            }
+            return new PhysicalMemory(bytes, batch, high);
         }
     }
 
