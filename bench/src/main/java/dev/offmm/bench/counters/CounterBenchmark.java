@@ -23,7 +23,7 @@ import java.util.concurrent.atomic.LongAdder;
 @OutputTimeUnit(TimeUnit.NANOSECONDS)
 @Warmup(iterations = 3, time = 1)
 @Measurement(iterations = 5, time = 1)
-@Fork(1)
+@Fork(value = 1, jvmArgsAppend = "--sun-misc-unsafe-memory-access=allow")
 @State(Scope.Benchmark)
 public class CounterBenchmark {
     private final LongAdder adder = new LongAdder();
