@@ -177,7 +177,7 @@ public final class PgtableAlloc {
      * Enters and returns with no page-table lock held; takes {@code page_table_lock} inside.
      */
     public int pudAlloc(long pgdEntry) {
-        return populateUnderMmLock(pgdEntry, PUD);
+        return populate(pgdEntry, PUD);
     }
 
     /**
@@ -185,29 +185,7 @@ public final class PgtableAlloc {
      * Enters and returns with no page-table lock held; takes {@code page_table_lock} inside.
      */
     public int pmdAlloc(long pudEntry) {
-        return populateUnderMmLock(pudEntry, PMD);
-    }
-
-    private int populateUnderMmLock(long entry, int level) {
-        if (entries.getAcquire(entry) != 0) {
-            return OK;
-        }
-        long table = allocTable(level);
-        if (table == FrameAllocator.NO_FRAME) {
-            return ENOMEM;
-        }
-        long ptl = mm.ptl.pageTableLock();
-        if (entries.getPlain(entry) == 0) {
-            // Release: the zeroed, constructed table before the entry; pairs with walkers' acquire.
-            entries.setRelease(entry, Pte.mkTable(table));
-            table = FrameAllocator.NO_FRAME;
-        }
-        mm.ptl.unlock(ptl);
-        if (table != FrameAllocator.NO_FRAME) {
-            mm.counters.tableRacesLost.increment();
-            freeTable(table, level);
-        }
-        return OK;
+        return populate(pudEntry, PMD);
     }
 
     /**
@@ -217,23 +195,33 @@ public final class PgtableAlloc {
      * won); the caller re-reads it.
      */
     public int pteAlloc(long pmdEntry) {
-        if (entries.getAcquire(pmdEntry) != 0) {
+        return populate(pmdEntry, PTE);
+    }
+
+    /**
+     * The populate protocol for the entry at {@code entry} and a new table of {@code level}: the
+     * parent entry of a PTE table is guarded by its PMD table's lock, every other by
+     * {@code page_table_lock}.
+     */
+    private int populate(long entry, int level) {
+        if (entries.getAcquire(entry) != 0) {
             return OK;
         }
-        long table = allocTable(PTE);
+        long table = allocTable(level);
         if (table == FrameAllocator.NO_FRAME) {
             return ENOMEM;
         }
-        long ptl = mm.ptl.pmdLock(Entries.tableOf(pmdEntry));
-        if (entries.getPlain(pmdEntry) == 0) {
-            // Release: pairs with the acquire in pteOffsetMapLock and the lockless walkers.
-            entries.setRelease(pmdEntry, Pte.mkTable(table));
+        long ptl = level == PTE ? mm.ptl.pmdLock(Entries.tableOf(entry)) : mm.ptl.pageTableLock();
+        if (entries.getPlain(entry) == 0) {
+            // Release: the zeroed, constructed table (and its lock) before the entry; pairs with
+            // the acquire loads of pteOffsetMapLock and of every lockless walker.
+            entries.setRelease(entry, Pte.mkTable(table));
             table = FrameAllocator.NO_FRAME;
         }
         mm.ptl.unlock(ptl);
         if (table != FrameAllocator.NO_FRAME) {
             mm.counters.tableRacesLost.increment();
-            freeTable(table, PTE);
+            freeTable(table, level);
         }
         return OK;
     }
