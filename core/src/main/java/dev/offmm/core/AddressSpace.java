@@ -12,6 +12,7 @@ import dev.offmm.core.walk.MmWalkOps;
 import dev.offmm.core.pgtable.PageWalker;
 import dev.offmm.core.pgtable.PtDump;
 import dev.offmm.offheap.PhysicalMemory;
+import dev.offmm.offheap.lock.Backoff;
 import dev.offmm.offheap.lock.LockClass;
 
 import java.lang.foreign.MemorySegment;
@@ -44,6 +45,8 @@ public final class AddressSpace implements AutoCloseable {
     public static final long MMAP_MIN_ADDR = MapOps.MMAP_MIN_ADDR;
     /** Page size. */
     public static final long PAGE_SIZE = 4096;
+    /** Spins and yields (never parks) for a VMA lock before a fault falls back to mmap_lock. */
+    private static final int VMA_LOCK_RETRIES = 72;
 
     private final Mm mm;
     private final FaultHandler faults;
@@ -155,6 +158,13 @@ public final class AddressSpace implements AutoCloseable {
             return FaultHandler.MAPERR;
         }
         Vma vma = mm.vmas.lockVmaForRead(address);
+        // Optimistic spinning, as an rwsem does while its writer runs: a VMA being replaced by
+        // mmap/munmap/mprotect is usually republished within microseconds, while parking on
+        // mmap_lock costs a scheduler round trip (milliseconds when threads outnumber cores).
+        for (int attempt = 0; vma == null && attempt < VMA_LOCK_RETRIES && mm.vmas.find(address) != null;) {
+            attempt = Backoff.idle(attempt);
+            vma = mm.vmas.lockVmaForRead(address);
+        }
         if (vma != null) {
             try {
                 return faults.handleMmFault(vma, address, write, slot);
