@@ -209,6 +209,9 @@ public final class FrameAllocator {
     }
 
     private void checkReleasable(long pfn, int order) {
+        if ((map.flagsAcquire(pfn) & MemMap.PG_RESERVED) != 0) {
+            throw new IllegalStateException("pfn=" + pfn + " is reserved (the shared zero page) and cannot be freed");
+        }
         int type = map.typeAcquire(pfn);
         if (type != MemMap.TYPE_NONE) {
             throw new IllegalStateException("freeing pfn=" + pfn + " that is still in use as page type " + type

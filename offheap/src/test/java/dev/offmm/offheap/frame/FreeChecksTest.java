@@ -110,6 +110,7 @@ class FreeChecksTest {
         long refs = memory.memMap().refcountVolatile(PhysicalMemory.ZERO_PFN);
         IllegalStateException e = assertThrows(IllegalStateException.class, () -> memory.freeFrame(PhysicalMemory.ZERO_PFN));
         assertMessageContains(e, "pfn=0");
+        assertMessageContains(e, "reserved");
         assertThrows(IllegalStateException.class, () -> memory.freeFrames(PhysicalMemory.ZERO_PFN, 9));
         assertEquals(refs, memory.memMap().refcountVolatile(PhysicalMemory.ZERO_PFN));
         BuddyState.of(memory).assertSameAs(initial);
