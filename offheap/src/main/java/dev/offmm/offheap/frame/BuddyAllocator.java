@@ -90,7 +90,8 @@ public final class BuddyAllocator {
     }
 
     /**
-     * Takes up to {@code n} order-0 frames into {@code out[0..)}, marking each {@link MemMap#PG_PCP}.
+     * Takes up to {@code n} order-0 frames into {@code out[0..)}, marking each {@link MemMap#PG_PCP}
+     * with refcount 1 (a cached frame keeps the count its next allocation hands out).
      * Returns how many were taken.
      */
     int allocBulk(long[] out, int n) {
@@ -102,6 +103,7 @@ public final class BuddyAllocator {
                 if (pfn == NO_FRAME) {
                     break;
                 }
+                map.setRefcountRelease(pfn, 1);
                 map.setFlagsRelease(pfn, MemMap.PG_PCP);
                 out[got++] = pfn;
             }

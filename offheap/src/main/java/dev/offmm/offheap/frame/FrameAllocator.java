@@ -80,7 +80,7 @@ public final class FrameAllocator {
         }
         long pfn = c.pfns[--n];
         c.setCount(n);
-        map.setRefcountRelease(pfn, 1);
+        // Cached frames already hold refcount 1 (set by the refill or kept by the free).
         // Release: pairs with the CAS in freeFrame of whichever thread frees it.
         map.setFlagsRelease(pfn, ALLOCATED_ORDER0);
         return pfn;
@@ -137,7 +137,7 @@ public final class FrameAllocator {
         if (!map.casFlags(pfn, ALLOCATED_ORDER0, MemMap.PG_PCP)) {
             throw badFree(pfn, 0);
         }
-        map.setRefcountRelease(pfn, 0);
+        // The refcount stays 1 while the frame is cached: the next allocation need not write it.
         pushToCache(pfn);
     }
 
@@ -188,6 +188,7 @@ public final class FrameAllocator {
                 map.addRefcount(pfn, 1);
                 throw badFree(pfn, 0);
             }
+            map.setRefcountRelease(pfn, 1);
             pushToCache(pfn);
         } else {
             if (!map.casFlags(pfn, allocated, 0)) {
