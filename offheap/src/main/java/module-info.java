@@ -7,4 +7,5 @@ module dev.offmm.offheap {
     exports dev.offmm.offheap.frame;
     exports dev.offmm.offheap.lock;
     exports dev.offmm.offheap.inject;
+    exports dev.offmm.offheap.page;
 }

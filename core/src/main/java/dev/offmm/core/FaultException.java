@@ -16,12 +16,23 @@ public final class FaultException extends RuntimeException {
 
     private final Kind kind;
     private final long address;
+    private final long bytesCopied;
 
     /** A failed fault of {@code kind} at {@code address}. */
     public FaultException(Kind kind, long address, boolean write) {
-        super(kind + " on " + (write ? "write" : "read") + " at 0x" + Long.toHexString(address));
+        this(kind, address, write, 0);
+    }
+
+    /**
+     * A failed fault of {@code kind} at {@code address} that stopped a bulk copy after
+     * {@code bytesCopied} bytes.
+     */
+    public FaultException(Kind kind, long address, boolean write, long bytesCopied) {
+        super(kind + " on " + (write ? "write" : "read") + " at 0x" + Long.toHexString(address)
+                + (bytesCopied > 0 ? " after " + bytesCopied + " bytes copied" : ""));
         this.kind = kind;
         this.address = address;
+        this.bytesCopied = bytesCopied;
     }
 
     /** Why it failed. */
@@ -29,8 +40,16 @@ public final class FaultException extends RuntimeException {
         return kind;
     }
 
-    /** The faulting address. */
+    /** The faulting address: the first byte the access could not reach. */
     public long address() {
         return address;
+    }
+
+    /**
+     * For a bulk copy ({@code read} / {@code write} of many bytes): how many bytes it copied
+     * before the fault, which is every byte before {@link #address()}. 0 for other accesses.
+     */
+    public long bytesCopied() {
+        return bytesCopied;
     }
 }

@@ -1,5 +1,8 @@
 package dev.offmm.core;
 
+import dev.offmm.offheap.PhysicalMemory;
+import dev.offmm.offheap.frame.FrameAllocator;
+
 import java.lang.foreign.MemorySegment;
 
 /**
@@ -9,19 +12,33 @@ import java.lang.foreign.MemorySegment;
  * someone else, so do not keep the segment.
  */
 public final class PinnedPage implements AutoCloseable {
-    private final AddressSpace as;
+    private final FrameAllocator frames;
     private final long pfn;
     private final int order;
     private final long va;
     private final MemorySegment segment;
     private boolean closed;
 
-    PinnedPage(AddressSpace as, long va, long pfn, int order, MemorySegment segment) {
-        this.as = as;
+    /** A pin of {@code pfn} holding one reference of order {@code order} (-1: none, the zero page). */
+    PinnedPage(FrameAllocator frames, long va, long pfn, int order, MemorySegment segment) {
+        this.frames = frames;
         this.va = va;
         this.pfn = pfn;
         this.order = order;
         this.segment = segment;
+    }
+
+    /**
+     * Pins frame {@code pfn} of {@code memory}, which backs the page at {@code va}: takes a
+     * reference, except on the shared zero page (which lives forever and is pinned read-only).
+     * The caller guarantees that the frame is not being freed meanwhile.
+     */
+    static PinnedPage pin(PhysicalMemory memory, long va, long pfn) {
+        if (pfn == PhysicalMemory.ZERO_PFN) {
+            return new PinnedPage(memory.frames(), va, pfn, -1, memory.frameSegment(pfn, 0).asReadOnly());
+        }
+        memory.memMap().addAndGetRefcount(pfn, 1);
+        return new PinnedPage(memory.frames(), va, pfn, 0, memory.frameSegment(pfn, 0));
     }
 
     /** The frame's bytes. */
@@ -47,7 +64,9 @@ public final class PinnedPage implements AutoCloseable {
     public void close() {
         if (!closed) {
             closed = true;
-            as.unpin(pfn, order);
+            if (order >= 0) {
+                frames.putFrames(pfn, order);
+            }
         }
     }
 }

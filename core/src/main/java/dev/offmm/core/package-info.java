@@ -2,6 +2,27 @@
  * Address spaces: {@link dev.offmm.core.AddressSpace} (mmap, munmap, mprotect, madvise, faults),
  * {@link dev.offmm.core.Mmu} (a thread's context and software TLB) and {@link dev.offmm.core.PinnedPage}.
  *
+ * <h2>Layers</h2>
+ * The packages of core import one way only, bottom to top (a test, {@code LayeringTest}, keeps
+ * it so):
+ * <pre>
+ *   reclaim   grace periods, the frames an address space allocates under pressure
+ *   vma       the VMA array, mmap_lock, per-VMA locks
+ *   mm        Mm (mm_struct: data) and its counters
+ *   pgtable   entry format, layout and descent, table frames, populate, the lock helpers
+ *   walk      walk_page_range and ptdump (MmWalkOps / MmWalk are API)
+ *   unmap     mmu_gather, zap, change_protection, free_pgtables
+ *   fault     the fault entry (VMA-lock policy) and handle_mm_fault
+ *   ops       mmap / munmap / mprotect / madvise, and MmServices, where the services are built
+ *   core      AddressSpace, Mmu, PinnedPage: the API
+ *   support   an entry point for tests and tools outside this module
+ * </pre>
+ * A package may import any package below it, never one above. The leaf API types of this package
+ * ({@code Prot}, {@code MapFlags}, {@code Advice}, {@code LockMode}, {@code VmConfig},
+ * {@code VmException}, {@code FaultException}) import nothing from core and may be imported
+ * from anywhere. Only {@code dev.offmm.core} and {@code dev.offmm.core.walk} are exported; every
+ * other package is internal, its classes public only so that the layers above can use them.
+ *
  * <h2>Locks, in the order they nest</h2>
  * <ol>
  *   <li>{@code mmap_lock} (read for faults that could not take a VMA lock and for DONTNEED;
@@ -21,8 +42,8 @@
  * table or page and the constructed lock it names. The TLB generation is bumped with a volatile
  * read-modify-write after entries are cleared; a context reads it (acquire) before every access
  * and publishes what it has seen with a volatile store, then re-reads it (the Dekker pairing with
- * the reclaimer's bump-then-scan). Accessor names in the internal packages carry their ordering
- * ({@code getAcquire}, {@code setRelease}, {@code getPlain}), as in {@code dev.offmm.offheap}.
+ * the reclaimer's bump-then-scan). Accessor names carry their ordering ({@code getAcquire},
+ * {@code setRelease}, {@code getPlain}, {@code ...Volatile}), as in {@code dev.offmm.offheap}.
  *
  * <h2>Lifetimes</h2>
  * Pages and tables cleared by an unmap go to an mmu_gather and are freed, destructors included,

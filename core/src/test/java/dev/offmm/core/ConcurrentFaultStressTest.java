@@ -2,7 +2,7 @@ package dev.offmm.core;
 
 import dev.offmm.core.walk.MmWalk;
 import dev.offmm.core.walk.MmWalkOps;
-import dev.offmm.offheap.MemMap;
+import dev.offmm.offheap.page.MemMap;
 import dev.offmm.offheap.PhysicalMemory;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;

@@ -1,7 +1,7 @@
 package dev.offmm.core;
 
-import dev.offmm.core.mm.Mm;
-import dev.offmm.core.pgtable.PgtableAlloc;
+import dev.offmm.core.pgtable.Entries;
+import dev.offmm.core.pgtable.TableAlloc;
 import dev.offmm.offheap.PhysicalMemory;
 import dev.offmm.offheap.frame.FrameAllocator;
 import dev.offmm.offheap.inject.FailSite;
@@ -119,16 +119,16 @@ class FaultInjectionTest {
         VmConfig config = VmConfig.builder().lockMode(LockMode.SPLIT_PTE_PMD).debugLocks(true).build();
         try (PhysicalMemory memory = PhysicalMemory.create(8L << 20);
              AddressSpace as = AddressSpace.create(memory, config)) {
-            Mm mm = as.mm();
-            for (int level : new int[] {PgtableAlloc.PTE, PgtableAlloc.PMD}) {
+            TableAlloc tables = as.services().tables();
+            for (int level : new int[] {Entries.PTE, Entries.PMD}) {
                 long locks = memory.lockSlab().liveLocks();
-                long pfn = mm.pgtables.allocTable(level);
+                long pfn = tables.allocTable(level);
                 assertTrue(pfn != FrameAllocator.NO_FRAME);
                 assertEquals(locks + 1, memory.lockSlab().liveLocks(), "the constructor allocated a debug lock");
                 // The bug of pmd_free_tlb before the fix: a free path that skips the destructor.
                 IllegalStateException e = assertThrows(IllegalStateException.class, () -> memory.freeFrame(pfn));
                 assertTrue(e.getMessage().contains("destructor"), e.getMessage());
-                mm.pgtables.freeTable(pfn, level);
+                tables.freeTable(pfn, level);
                 assertEquals(locks, memory.lockSlab().liveLocks(), "the destructor freed the debug lock");
             }
         }
@@ -139,14 +139,14 @@ class FaultInjectionTest {
     void shouldFreeEveryTableLockOnEveryFreePath(VmConfig config) {
         try (PhysicalMemory memory = PhysicalMemory.create(16L << 20)) {
             try (AddressSpace as = AddressSpace.create(memory, config)) {
-                long baseLocks = as.mm().ptLocks.liveLocks();
+                long baseLocks = as.services().ptLocks().liveLocks();
                 // gather path: munmap frees PTE, PMD and PUD tables through pte/pmd/pudFreeTlb
                 for (int i = 0; i < 5; i++) {
                     long a = as.mmap(0x8000000000L * (i + 1), 4 << 20, Prot.READ | Prot.WRITE, MapFlags.FIXED);
                     as.putLong(a, 1);
                     as.putLong(a + (2 << 20), 1);
                     as.munmap(a, 4 << 20);
-                    assertEquals(baseLocks, as.mm().ptLocks.liveLocks(), "after munmap " + i);
+                    assertEquals(baseLocks, as.services().ptLocks().liveLocks(), "after munmap " + i);
                     assertEquals(0, as.stats().pageTableBytes());
                 }
                 // teardown path: close frees what is still mapped

@@ -45,7 +45,7 @@ class TlbShootdownStressTest {
             Outcome outcome;
             try (AddressSpace as = AddressSpace.create(memory, config)) {
                 if (broken) {
-                    as.mm().reclaimer.disableGracePeriodForTesting();
+                    as.services().reclaimer().disableGracePeriodForTesting();
                 }
                 as.mmap(R, PAGES * PAGE, Prot.READ | Prot.WRITE, MapFlags.FIXED);
                 AtomicBoolean stop = new AtomicBoolean();

@@ -4,29 +4,36 @@ import dev.offmm.offheap.frame.BuddyAllocator;
 import dev.offmm.offheap.frame.FrameAllocator;
 import dev.offmm.offheap.inject.FailPoints;
 import dev.offmm.offheap.lock.LockSlab;
+import dev.offmm.offheap.page.MemMap;
+import dev.offmm.offheap.page.PageSize;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Set;
 
 /**
  * "Physical" memory: one 2 MiB-aligned region from {@link Arena#ofShared()}, handed out as
- * frames named by their pfn (a frame's bytes start at {@code pfn << 12}), plus the mem_map of
+ * frames named by their pfn (a frame's bytes start at {@code pfn << PAGE_SHIFT}), plus the mem_map of
  * 64-byte records, one per frame, in a second region of the same arena.
  *
  * <p>Pfn 0 is reserved for the whole life of the memory as the shared zero page, so neither a
  * page-table entry nor a ptl word ever names it by accident.
  *
- * <p>{@link #close()} releases both regions at once. Any use after close, from any thread,
- * fails with {@link IllegalStateException} (ours, or the FFM runtime's for an access that raced
- * with the close); it never touches freed memory.
+ * <p>{@link #close()} first closes every address space still open on this memory, then releases
+ * both regions at once. Any use after close, from any thread, fails with
+ * {@link IllegalStateException} (ours, or the FFM runtime's for an access that raced with the
+ * close); it never touches freed memory.
  */
 public final class PhysicalMemory implements AutoCloseable {
     /** Bytes per frame. */
-    public static final long PAGE_SIZE = 4096;
+    public static final long PAGE_SIZE = PageSize.BYTES;
     /** log2 of {@link #PAGE_SIZE}. */
-    public static final int PAGE_SHIFT = 12;
+    public static final int PAGE_SHIFT = PageSize.SHIFT;
     /** Bytes per order-9 frame, the region's alignment and size granule. */
-    public static final long HUGE_PAGE_SIZE = 2L << 20;
+    public static final long HUGE_PAGE_SIZE = PageSize.HUGE_BYTES;
     /** Default size: 512 MiB, comfortable on a 2-core 24 GiB machine. */
     public static final long DEFAULT_BYTES = 512L << 20;
     /** Largest size accepted: 64 GiB. */
@@ -41,6 +48,10 @@ public final class PhysicalMemory implements AutoCloseable {
     private final FrameAllocator frames;
     private final LockSlab lockSlab;
     private final long bytes;
+    /** Address spaces (and other users) open on this memory; guarded by {@code this}. */
+    private final Set<AutoCloseable> users = new LinkedHashSet<>();
+    /** Set when close() starts; guarded by {@code this}. A closing memory takes no new user. */
+    private boolean closing;
     private volatile boolean closed;
 
     private PhysicalMemory(long bytes, int cacheBatch, int cacheHigh) {
@@ -94,7 +105,7 @@ public final class PhysicalMemory implements AutoCloseable {
          * default both are sized from the memory (see {@link #build()}).
          */
         public Builder frameCache(int batch, int high) {
-            Checks.inRange("batch", batch, 1, 4096);
+            Checks.inRange("batch", batch, 1, 1 << 12);
             Checks.inRange("high", high, batch, 1 << 16);
             this.cacheBatch = batch;
             this.cacheHigh = high;
@@ -182,7 +193,7 @@ public final class PhysicalMemory implements AutoCloseable {
         return lockSlab;
     }
 
-    /** The whole frame region; byte {@code pfn << 12} starts frame {@code pfn}. */
+    /** The whole frame region; byte {@code pfn << PAGE_SHIFT} starts frame {@code pfn}. */
     public MemorySegment region() {
         ensureOpen();
         return region;
@@ -211,19 +222,70 @@ public final class PhysicalMemory implements AutoCloseable {
     }
 
     /**
-     * Releases the regions. Address spaces built on this memory must be closed first; any
-     * later use of them fails with {@link IllegalStateException}. Idempotent.
+     * Registers a user of this memory (an address space), which {@link #close()} closes before it
+     * releases the regions. For {@code dev.offmm.core}: {@code AddressSpace} registers itself when
+     * it is created and unregisters when it closes.
+     *
+     * @throws IllegalStateException if this memory is closed
+     */
+    public void register(AutoCloseable user) {
+        synchronized (this) {
+            if (closing) {
+                throw new IllegalStateException("physical memory is closed");
+            }
+            users.add(user);
+        }
+    }
+
+    /** Unregisters a user registered with {@link #register}; does nothing if it is not registered. */
+    public void unregister(AutoCloseable user) {
+        synchronized (this) {
+            users.remove(user);
+        }
+    }
+
+    /**
+     * Closes every address space still open on this memory (each verifies that it leaked nothing),
+     * then releases the regions. The regions are released even if closing a space fails; the
+     * first failure is rethrown afterwards, with the others suppressed. Idempotent.
+     *
+     * <p>Closing the address spaces first is what makes the wrong order safe: a space whose memory
+     * is gone could not free its tables, so {@code try (PhysicalMemory m = ...; AddressSpace as =
+     * ...)} and a forgotten {@code as.close()} both end with every frame and lock returned.
      */
     @Override
     public void close() {
+        List<AutoCloseable> open;
         synchronized (this) {
-            if (closed) {
+            if (closing) {
                 return;
             }
+            closing = true;
+            open = new ArrayList<>(users);
+        }
+        RuntimeException failure = null;
+        for (AutoCloseable user : open) {
+            try {
+                user.close();
+            } catch (Exception e) {
+                RuntimeException r = e instanceof RuntimeException re ? re
+                        : new IllegalStateException("closing " + user + " failed", e);
+                if (failure == null) {
+                    failure = r;
+                } else {
+                    failure.addSuppressed(r);
+                }
+            }
+        }
+        synchronized (this) {
             closed = true;
+            users.clear();
         }
         frames.close();
         arena.close();
+        if (failure != null) {
+            throw failure;
+        }
     }
 
     private void ensureOpen() {

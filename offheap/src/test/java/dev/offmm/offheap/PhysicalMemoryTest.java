@@ -1,6 +1,7 @@
 package dev.offmm.offheap;
 
 import dev.offmm.offheap.frame.BuddyAllocator;
+import dev.offmm.offheap.page.MemMap;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;

@@ -1,6 +1,6 @@
 package dev.offmm.stress;
 
-import dev.offmm.offheap.MemMap;
+import dev.offmm.offheap.page.MemMap;
 import dev.offmm.offheap.PhysicalMemory;
 import dev.offmm.offheap.lock.LockClass;
 import dev.offmm.offheap.lock.PtLocks;
@@ -21,7 +21,7 @@ final class LockPool {
 
     LockPool(boolean debug) {
         PhysicalMemory memory = StressMemory.MEMORY;
-        this.locks = new PtLocks(memory, debug);
+        this.locks = new PtLocks(memory.memMap(), memory.lockSlab(), debug);
         for (int i = 0; i < SIZE; i++) {
             long pfn = memory.allocFrame();
             memory.memMap().setTypeRelease(pfn, MemMap.TYPE_PTE_TABLE);

@@ -1,6 +1,6 @@
 package dev.offmm.bench.offheap;
 
-import dev.offmm.offheap.MemMap;
+import dev.offmm.offheap.page.MemMap;
 import dev.offmm.offheap.PhysicalMemory;
 import dev.offmm.offheap.lock.LockClass;
 import dev.offmm.offheap.lock.PtLocks;
@@ -49,7 +49,7 @@ public class PtLockBenchmark {
         @Setup(Level.Trial)
         public void setUp() {
             memory = PhysicalMemory.create(4L << 20);
-            locks = new PtLocks(memory, mode.equals("debug"));
+            locks = new PtLocks(memory.memMap(), memory.lockSlab(), mode.equals("debug"));
             pfn = memory.allocFrame();
             memory.memMap().setTypeRelease(pfn, MemMap.TYPE_PTE_TABLE);
             if (!locks.ptlockInit(pfn, LockClass.PTE)) {

@@ -5,11 +5,14 @@ import dev.offmm.core.mm.Mm;
 import dev.offmm.core.mm.VmCounters;
 import dev.offmm.core.pgtable.Entries;
 import dev.offmm.core.pgtable.PgtableAlloc;
+import dev.offmm.core.pgtable.PtlHelpers;
 import dev.offmm.core.pgtable.PtlSlot;
 import dev.offmm.core.pgtable.Pte;
+import dev.offmm.core.reclaim.FrameSource;
 import dev.offmm.core.vma.Vma;
 import dev.offmm.offheap.PhysicalMemory;
 import dev.offmm.offheap.frame.FrameAllocator;
+import dev.offmm.offheap.page.MemMap;
 
 /**
  * {@code handle_mm_fault} for anonymous private memory. Returns result codes ({@code VM_FAULT_*}
@@ -36,13 +39,24 @@ public final class FaultHandler {
 
     private final Mm mm;
     private final Entries entries;
+    private final PgtableAlloc pgtables;
+    private final PtlHelpers ptl;
+    private final FrameSource pages;
+    private final MemMap map;
     private final VmCounters counters;
 
-    /** The fault handler of {@code mm}. */
-    public FaultHandler(Mm mm) {
+    /**
+     * The fault handler of {@code mm}: tables populated through {@code pgtables}, locked with
+     * {@code ptl}, data pages from {@code pages}.
+     */
+    public FaultHandler(Mm mm, Entries entries, PgtableAlloc pgtables, PtlHelpers ptl, FrameSource pages, MemMap map) {
         this.mm = mm;
-        this.entries = mm.entries;
-        this.counters = mm.counters;
+        this.entries = entries;
+        this.pgtables = pgtables;
+        this.ptl = ptl;
+        this.pages = pages;
+        this.map = map;
+        this.counters = mm.counters();
     }
 
     /**
@@ -65,16 +79,8 @@ public final class FaultHandler {
     }
 
     private int walkAndFault(Vma vma, long va, boolean write, PtlSlot slot) {
-        long pgdE = Entries.entry(mm.pgdPfn, Entries.index(va, Entries.PGDIR_SHIFT));
-        if (entries.getAcquire(pgdE) == 0 && mm.pgtables.pudAlloc(pgdE) != PgtableAlloc.OK) {
-            return OOM;
-        }
-        long pudE = Entries.entry(Pte.pfn(entries.getAcquire(pgdE)), Entries.index(va, Entries.PUD_SHIFT));
-        if (entries.getAcquire(pudE) == 0 && mm.pgtables.pmdAlloc(pudE) != PgtableAlloc.OK) {
-            return OOM;
-        }
-        long pmdE = Entries.entry(Pte.pfn(entries.getAcquire(pudE)), Entries.index(va, Entries.PMD_SHIFT));
-        if (entries.getAcquire(pmdE) == 0 && mm.pgtables.pteAlloc(pmdE) != PgtableAlloc.OK) {
+        long pmdE = pgtables.pmdAlloc(mm.pgd(), va);
+        if (pmdE < 0 || pgtables.pteAlloc(pmdE) != PgtableAlloc.OK) {
             return OOM;
         }
         return handlePteFault(vma, pmdE, va, write, slot);
@@ -82,12 +88,12 @@ public final class FaultHandler {
 
     /** {@code handle_pte_fault}: reads the PTE locklessly, then takes its lock only to change it. */
     private int handlePteFault(Vma vma, long pmdE, long va, boolean write, PtlSlot slot) {
-        long pte = mm.ptl.pteOffsetMapRwNolock(pmdE, va, slot);
+        long pte = ptl.pteOffsetMapRwNolock(pmdE, va, slot);
         if (pte < 0) {
             return RETRY;
         }
         long entry = entries.getAcquire(pte);
-        if (entry == 0) {
+        if (Pte.none(entry)) {
             return write ? doAnonymousWrite(vma, pmdE, pte, slot) : doAnonymousRead(pmdE, pte, slot);
         }
         if (!Pte.present(entry)) {
@@ -105,9 +111,9 @@ public final class FaultHandler {
 
     /** Takes the PTE lock and rechecks that the PMD still names the table the PTE was read from. */
     private boolean lockAndRecheckPmd(long pmdE, PtlSlot slot) {
-        mm.ptl.lockPte(slot.ptl);
+        ptl.lockPte(slot.ptl);
         if (entries.getAcquire(pmdE) != slot.pmdval) {
-            mm.ptl.unlock(slot.ptl);
+            ptl.unlock(slot.ptl);
             return false;
         }
         return true;
@@ -117,13 +123,13 @@ public final class FaultHandler {
         if (!lockAndRecheckPmd(pmdE, slot)) {
             return RETRY;
         }
-        if (entries.getPlain(pte) == 0) {
+        if (Pte.none(entries.getPlain(pte))) {
             entries.setRelease(pte, ZERO_PTE);
             counters.faultZero.increment();
         } else {
             counters.faultSpurious.increment();
         }
-        mm.ptl.unlock(slot.ptl);
+        ptl.unlock(slot.ptl);
         return OK;
     }
 
@@ -136,14 +142,14 @@ public final class FaultHandler {
             freeUnused(pfn);
             return RETRY;
         }
-        if (entries.getPlain(pte) != 0) {
-            mm.ptl.unlock(slot.ptl);
+        if (!Pte.none(entries.getPlain(pte))) {
+            ptl.unlock(slot.ptl);
             freeUnused(pfn);
             counters.faultSpurious.increment();
             return OK;
         }
         installPage(vma, pte, pfn);
-        mm.ptl.unlock(slot.ptl);
+        ptl.unlock(slot.ptl);
         counters.faultAnon.increment();
         return OK;
     }
@@ -159,7 +165,7 @@ public final class FaultHandler {
             return RETRY;
         }
         if (entries.getPlain(pte) != entry) {
-            mm.ptl.unlock(slot.ptl);
+            ptl.unlock(slot.ptl);
             freeUnused(pfn);
             return RETRY;
         }
@@ -167,7 +173,7 @@ public final class FaultHandler {
         // Contexts may hold the read-only zero-page translation: shoot it down before unlocking,
         // or they would keep reading zeros after this write.
         mm.flushTlb();
-        mm.ptl.unlock(slot.ptl);
+        ptl.unlock(slot.ptl);
         counters.faultCow.increment();
         return OK;
     }
@@ -178,18 +184,18 @@ public final class FaultHandler {
             return RETRY;
         }
         if (entries.getPlain(pte) != entry) {
-            mm.ptl.unlock(slot.ptl);
+            ptl.unlock(slot.ptl);
             return RETRY;
         }
         entries.setRelease(pte, entry | Pte.WRITE | Pte.DIRTY | Pte.ACCESSED);
-        mm.ptl.unlock(slot.ptl);
+        ptl.unlock(slot.ptl);
         counters.faultReuse.increment();
         return OK;
     }
 
     /** Called with the PTE lock held and the entry rechecked. */
     private void installPage(Vma vma, long pte, long pfn) {
-        mm.memMap.addMapcount(pfn, 1);
+        map.addAndGetMapcount(pfn, 1);
         counters.rssPages.increment();
         counters.framesHeld.increment();
         counters.pagesAllocated.increment();
@@ -198,14 +204,14 @@ public final class FaultHandler {
     }
 
     private long allocZeroedPage() {
-        long pfn = mm.allocFrame();
+        long pfn = pages.alloc();
         if (pfn != FrameAllocator.NO_FRAME) {
-            mm.memory.zeroFrames(pfn, 0);
+            mm.memory().zeroFrames(pfn, 0);
         }
         return pfn;
     }
 
     private void freeUnused(long pfn) {
-        mm.frames.freeFrame(pfn);
+        pages.free(pfn);
     }
 }

@@ -1,2 +1,6 @@
-/** The fault handler: anonymous faults, the zero page, write-protect (COW and reuse). */
+/**
+ * Faults: the entry with its VMA-lock policy ({@link dev.offmm.core.fault.FaultEntry}) and the
+ * handler for anonymous memory, the zero page and write-protect (COW and reuse). Internal (not
+ * exported).
+ */
 package dev.offmm.core.fault;

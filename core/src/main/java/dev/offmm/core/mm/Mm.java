@@ -2,24 +2,20 @@ package dev.offmm.core.mm;
 
 import dev.offmm.core.LockMode;
 import dev.offmm.core.VmConfig;
-import dev.offmm.core.mmu.Reclaimer;
-import dev.offmm.core.pgtable.Entries;
-import dev.offmm.core.pgtable.PgtableAlloc;
-import dev.offmm.core.pgtable.PtlHelpers;
 import dev.offmm.core.vma.VmaTree;
-import dev.offmm.offheap.MemMap;
 import dev.offmm.offheap.PhysicalMemory;
-import dev.offmm.offheap.frame.FrameAllocator;
-import dev.offmm.offheap.lock.PtLocks;
 
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
- * The internal state of one address space (the kernel's {@code mm_struct}): the PGD, the lock
- * helpers, the VMA tree, the counters, the TLB generation and the reclaimer. Package-spanning
- * internals reach each other through it; users see {@link dev.offmm.core.AddressSpace}.
+ * The state of one address space, the kernel's {@code mm_struct}: its identity, its PGD and
+ * {@code page_table_lock}, its VMA tree, its counters, its TLB generation and whether it is
+ * closed. Data only: it builds no service and calls none. The services that operate on an mm are
+ * built once, in {@code dev.offmm.core.ops.MmServices}, and are handed the parts of it they use.
+ *
+ * <p>Internal: {@code dev.offmm.core} does not export this package.
  */
 public final class Mm {
     private static final AtomicLong IDS = new AtomicLong();
@@ -33,69 +29,103 @@ public final class Mm {
         }
     }
 
-    /** Identity, stored in the owner word of this mm's tables. */
-    public final long id = IDS.incrementAndGet();
-    /** The physical memory. */
-    public final PhysicalMemory memory;
-    /** Its mem_map. */
-    public final MemMap memMap;
-    /** Its frame allocator. */
-    public final FrameAllocator frames;
-    /** Page-table entries in its region. */
-    public final Entries entries;
-    /** Configuration. */
-    public final VmConfig config;
-    /** Split locks for PTE tables. */
-    public final boolean splitPte;
-    /** Split locks for PMD tables. */
-    public final boolean splitPmd;
-    /** The ptl-word helpers (inline or debug). */
-    public final PtLocks ptLocks;
-    /** Counters. */
-    public final VmCounters counters = new VmCounters();
-    /** The lock helper family. */
-    public final PtlHelpers ptl;
-    /** Table allocation, constructors and destructors. */
-    public final PgtableAlloc pgtables;
-    /** VMAs and mmap_lock. */
-    public final VmaTree vmas = new VmaTree();
-    /** Grace periods for freed pages and tables. */
-    public final Reclaimer reclaimer;
-    /** The PGD table. */
-    public final long pgdPfn;
-    /** The handle of {@code page_table_lock}. */
-    public final long pageTableLock;
+    private final long id;
+    private final PhysicalMemory memory;
+    private final VmConfig config;
+    private final boolean splitPte;
+    private final boolean splitPmd;
+    private final long pgdPfn;
+    private final long pageTableLock;
+    private final VmaTree vmas = new VmaTree();
+    private final VmCounters counters;
 
-    /** Set once by close, under mmap_lock held for write; volatile. */
+    /** Set once by close, under mmap_lock held for write. */
     private volatile boolean closed;
 
-    /** Bumped by every shootdown; contexts compare it on each access. */
+    /**
+     * Bumped by every shootdown with a volatile read-modify-write ({@link #flushTlb}); read with
+     * acquire ({@link #tlbGenAcquire}) by every access.
+     */
     @SuppressWarnings("unused")
     private volatile long tlbGen;
 
     /**
-     * Creates the mm and its PGD.
-     *
-     * @throws dev.offmm.core.VmException with ENOMEM if the PGD or its lock cannot be allocated
+     * The state of an address space whose PGD, already allocated and constructed, is
+     * {@code pgdPfn}, with {@code page_table_lock} at handle {@code pageTableLock}.
      */
-    public Mm(PhysicalMemory memory, VmConfig config) {
+    public Mm(long id, PhysicalMemory memory, VmConfig config, long pgdPfn, long pageTableLock, VmCounters counters) {
+        this.id = id;
         this.memory = memory;
-        this.memMap = memory.memMap();
-        this.frames = memory.frames();
-        this.entries = new Entries(memory.region());
         this.config = config;
         LockMode mode = config.effectiveLockMode();
-        this.splitPte = mode == LockMode.SPLIT_PTE || mode == LockMode.SPLIT_PTE_PMD;
-        this.splitPmd = mode == LockMode.SPLIT_PTE_PMD;
-        this.ptLocks = new PtLocks(memory, config.debugLocks());
-        this.pgtables = new PgtableAlloc(this);
-        this.pgdPfn = pgtables.allocPgd();
-        this.pageTableLock = ptLocks.ptlockPtr(pgdPfn);
-        this.ptl = new PtlHelpers(this);
-        this.reclaimer = new Reclaimer(this);
+        this.splitPte = splitPte(mode);
+        this.splitPmd = splitPmd(mode);
+        this.pgdPfn = pgdPfn;
+        this.pageTableLock = pageTableLock;
+        this.counters = counters;
     }
 
-    /** Whether the address space is closed. */
+    /** A fresh address-space identity, stored in the owner word of its tables. */
+    public static long nextId() {
+        return IDS.incrementAndGet();
+    }
+
+    /** Whether {@code mode} gives PTE tables their own lock. */
+    public static boolean splitPte(LockMode mode) {
+        return mode == LockMode.SPLIT_PTE || mode == LockMode.SPLIT_PTE_PMD;
+    }
+
+    /** Whether {@code mode} gives PMD tables their own lock. */
+    public static boolean splitPmd(LockMode mode) {
+        return mode == LockMode.SPLIT_PTE_PMD;
+    }
+
+    /** Identity, stored in the owner word of this mm's tables. */
+    public long id() {
+        return id;
+    }
+
+    /** The physical memory the tables and pages come from. */
+    public PhysicalMemory memory() {
+        return memory;
+    }
+
+    /** The configuration. */
+    public VmConfig config() {
+        return config;
+    }
+
+    /** Whether PTE tables carry their own lock. */
+    public boolean splitPte() {
+        return splitPte;
+    }
+
+    /** Whether PMD tables carry their own lock. */
+    public boolean splitPmd() {
+        return splitPmd;
+    }
+
+    /** The PGD table's frame. */
+    public long pgd() {
+        return pgdPfn;
+    }
+
+    /** The handle of {@code page_table_lock} (the PGD frame's ptl word). */
+    public long pageTableLock() {
+        return pageTableLock;
+    }
+
+    /** The VMAs and {@code mmap_lock}. */
+    public VmaTree vmas() {
+        return vmas;
+    }
+
+    /** The counters. */
+    public VmCounters counters() {
+        return counters;
+    }
+
+    /** Whether the address space is closed (volatile). */
     public boolean isClosed() {
         return closed;
     }
@@ -118,35 +148,23 @@ public final class Mm {
         }
     }
 
-    /** How long an allocation under memory pressure waits for a grace period before failing. */
-    private static final long RECLAIM_WAIT_NANOS = 50_000_000L;
-
-    /**
-     * Allocates an order-0 frame for this address space (a data page or a table); under memory
-     * pressure, first releases frames whose grace period has passed, waiting a bounded time for
-     * contexts to move on. Returns {@link FrameAllocator#NO_FRAME} if there is still none.
-     */
-    public long allocFrame() {
-        long pfn = frames.allocFrame();
-        for (int tries = 0; pfn == FrameAllocator.NO_FRAME && tries < 4 && reclaimer.reclaimUnderPressure(RECLAIM_WAIT_NANOS);
-                tries++) {
-            pfn = frames.allocFrame();
-        }
-        return pfn;
-    }
-
-    /** The current TLB generation (acquire); pairs with the release in {@link #flushTlb()}. */
-    public long tlbGen() {
+    /** The current TLB generation (acquire); pairs with the volatile bump in {@link #flushTlb()}. */
+    public long tlbGenAcquire() {
         return (long) TLB_GEN.getAcquire(this);
     }
 
     /**
-     * Shoots down every context's TLB: bumps the generation. Called with the lock that guarded
-     * the cleared entries still held, before any page it mapped can be freed (the freeing
-     * itself waits for a grace period in {@link Reclaimer}).
+     * Shoots down every context's TLB: bumps the generation (a volatile read-modify-write) and
+     * returns the new one. Called with the lock that guarded the cleared entries still held,
+     * before any page it mapped can be freed (the freeing waits for a grace period).
      */
     public long flushTlb() {
         counters.tlbFlushes.increment();
         return (long) TLB_GEN.getAndAdd(this, 1L) + 1;
+    }
+
+    @Override
+    public String toString() {
+        return "mm " + id;
     }
 }

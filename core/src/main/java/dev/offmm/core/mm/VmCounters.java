@@ -5,8 +5,9 @@ import dev.offmm.offheap.lock.LockClass;
 import java.util.concurrent.atomic.LongAdder;
 
 /**
- * The counters of one address space. Each is a {@link LongAdder}, striped per thread under
- * contention, so counting on the fault path never becomes the bottleneck it measures.
+ * The counters of one address space, read through {@code AddressSpace.stats()}. Each is a
+ * {@link LongAdder}, striped per thread under contention, so counting on the fault path never
+ * becomes the bottleneck it measures.
  */
 public final class VmCounters {
     /** Resident data pages (not the zero page). */

@@ -1,7 +1,8 @@
 package dev.offmm.core.pgtable;
 
 /**
- * The page-table entry format, x86-64-like, shared by every level. An entry is one 8-byte word:
+ * The page-table entry format, x86-64-like, shared by every level, and the one definition of
+ * what an entry is. An entry is one 8-byte word:
  *
  * <pre>
  *   63        52 51                              12 11  10   9   8  7  6  5  4  3  2  1  0
@@ -12,8 +13,10 @@ package dev.offmm.core.pgtable;
  *   Z software bit: maps the shared zero page, PN software bit: PROT_NONE (not present, frame kept)
  * </pre>
  *
- * A zero word is an empty entry ({@code pte_none}). A table entry is present, writable and
- * user, and names the frame of the next-level table.
+ * A zero word is an empty entry ({@link #none}) at every level. Above the PTE level an entry is
+ * either empty or a table ({@link #table}: present and not huge; only a PMD entry can be a huge
+ * leaf). A table entry is present, writable and user, and names the frame of the next-level
+ * table.
  */
 public final class Pte {
     /** Present. */
@@ -33,19 +36,24 @@ public final class Pte {
     /** Software: PROT_NONE, not present but still owning its frame. */
     public static final long SW_PROTNONE = 1L << 10;
     /** The pfn field. */
-    public static final long PFN_MASK = ((1L << 52) - 1) & ~0xfffL;
+    public static final long PFN_MASK = ((1L << 52) - 1) & ~Entries.PAGE_MASK;
 
     private Pte() {
     }
 
     /** The pfn an entry names. */
     public static long pfn(long entry) {
-        return (entry & PFN_MASK) >>> 12;
+        return (entry & PFN_MASK) >>> Entries.PAGE_SHIFT;
     }
 
-    /** {@code pte_none}. */
+    /** {@code pte_none} / {@code pmd_none} / {@code pud_none} / {@code pgd_none}: an empty entry. */
     public static boolean none(long entry) {
         return entry == 0;
+    }
+
+    /** An entry naming a next-level table: present and not a huge leaf. */
+    public static boolean table(long entry) {
+        return (entry & (PRESENT | HUGE)) == PRESENT;
     }
 
     /** {@code pte_present}. */
@@ -75,17 +83,17 @@ public final class Pte {
 
     /** An entry pointing at a next-level table. */
     public static long mkTable(long pfn) {
-        return (pfn << 12) | PRESENT | WRITE | USER | ACCESSED;
+        return (pfn << Entries.PAGE_SHIFT) | PRESENT | WRITE | USER | ACCESSED;
     }
 
     /** A data-page leaf with protection derived from {@code prot} bits (see {@link #protBits}). */
     public static long mkPage(long pfn, long protBits) {
-        return (pfn << 12) | protBits;
+        return (pfn << Entries.PAGE_SHIFT) | protBits;
     }
 
     /** The zero-page leaf: present, read-only. */
     public static long mkZero(long zeroPfn) {
-        return (zeroPfn << 12) | PRESENT | USER | ACCESSED | SW_ZERO;
+        return (zeroPfn << Entries.PAGE_SHIFT) | PRESENT | USER | ACCESSED | SW_ZERO;
     }
 
     /**

@@ -1,6 +1,5 @@
 package dev.offmm.core.pgtable;
 
-import dev.offmm.core.mm.Mm;
 import dev.offmm.core.mm.VmCounters;
 import dev.offmm.offheap.lock.LockClass;
 import dev.offmm.offheap.lock.PtLocks;
@@ -18,7 +17,6 @@ import dev.offmm.offheap.lock.PtLocks;
  * never holds two of them at once.
  */
 public final class PtlHelpers {
-    private final Mm mm;
     private final PtLocks locks;
     private final Entries entries;
     private final VmCounters counters;
@@ -26,15 +24,19 @@ public final class PtlHelpers {
     private final boolean splitPmd;
     private final long mmLock;
 
-    /** The helpers of {@code mm}. */
-    public PtlHelpers(Mm mm) {
-        this.mm = mm;
-        this.locks = mm.ptLocks;
-        this.entries = mm.entries;
-        this.counters = mm.counters;
-        this.splitPte = mm.splitPte;
-        this.splitPmd = mm.splitPmd;
-        this.mmLock = mm.pageTableLock;
+    /**
+     * The helpers of one address space: its tables' locks are in {@code locks}, its
+     * {@code page_table_lock} is the handle {@code pageTableLock}, and {@code splitPte} /
+     * {@code splitPmd} say which tables carry their own lock.
+     */
+    public PtlHelpers(PtLocks locks, Entries entries, VmCounters counters, boolean splitPte, boolean splitPmd,
+                      long pageTableLock) {
+        this.locks = locks;
+        this.entries = entries;
+        this.counters = counters;
+        this.splitPte = splitPte;
+        this.splitPmd = splitPmd;
+        this.mmLock = pageTableLock;
     }
 
     private void lock(long handle, LockClass cls) {
@@ -106,7 +108,7 @@ public final class PtlHelpers {
     public long pteOffsetMapLock(long pmdEntry, long va, PtlSlot slot) {
         while (true) {
             long pmdval = entries.getAcquire(pmdEntry);
-            if (!isTable(pmdval)) {
+            if (!Pte.table(pmdval)) {
                 return -1;
             }
             long ptl = pteLockptr(pmdval);
@@ -114,7 +116,7 @@ public final class PtlHelpers {
             if (entries.getAcquire(pmdEntry) == pmdval) {
                 slot.ptl = ptl;
                 slot.pmdval = pmdval;
-                return Entries.entry(Pte.pfn(pmdval), Entries.index(va, Entries.PAGE_SHIFT));
+                return Entries.pteOffset(pmdval, va);
             }
             unlock(ptl);
         }
@@ -126,41 +128,18 @@ public final class PtlHelpers {
     }
 
     /**
-     * {@code pte_alloc_map_lock}: allocates the PTE table if the PMD entry is empty, then behaves
-     * as {@link #pteOffsetMapLock}. Returns -1 with no lock held if the allocation failed
-     * ({@link PgtableAlloc#ENOMEM}) or the entry became huge; {@code slot.ptl} is 0 in the first
-     * case.
-     */
-    public long pteAllocMapLock(long pmdEntry, long va, PtlSlot slot) {
-        while (true) {
-            if (mm.pgtables.pteAlloc(pmdEntry) != PgtableAlloc.OK) {
-                slot.ptl = 0;
-                return -1;
-            }
-            long pte = pteOffsetMapLock(pmdEntry, va, slot);
-            if (pte >= 0) {
-                return pte;
-            }
-            if (entries.getAcquire(pmdEntry) != 0) {
-                slot.ptl = -1;
-                return -1;
-            }
-        }
-    }
-
-    /**
      * {@code pte_offset_map_ro_nolock}: the PTE's address and (in {@code slot.ptl}) its lock,
      * without taking it, for a caller that only reads the PTE locklessly. Returns -1 if the PMD
      * entry is empty or huge. The caller must keep the table alive (VMA or mmap lock held).
      */
     public long pteOffsetMapRoNolock(long pmdEntry, long va, PtlSlot slot) {
         long pmdval = entries.getAcquire(pmdEntry);
-        if (!isTable(pmdval)) {
+        if (!Pte.table(pmdval)) {
             return -1;
         }
         slot.ptl = pteLockptr(pmdval);
         slot.pmdval = pmdval;
-        return Entries.entry(Pte.pfn(pmdval), Entries.index(va, Entries.PAGE_SHIFT));
+        return Entries.pteOffset(pmdval, va);
     }
 
     /**
@@ -176,9 +155,5 @@ public final class PtlHelpers {
     /** Takes the lock {@code ptl} of a PTE table (after a *Nolock helper). */
     public void lockPte(long ptl) {
         lock(ptl, pteClass());
-    }
-
-    private static boolean isTable(long pmdval) {
-        return Pte.present(pmdval) && !Pte.huge(pmdval);
     }
 }

@@ -1,36 +1,53 @@
 package dev.offmm.core.unmap;
 
-import dev.offmm.core.mm.LongList;
 import dev.offmm.core.mm.Mm;
-import dev.offmm.core.pgtable.PgtableAlloc;
+import dev.offmm.core.mm.VmCounters;
+import dev.offmm.core.pgtable.Entries;
+import dev.offmm.core.pgtable.TableAlloc;
+import dev.offmm.core.reclaim.Reclaimer;
+import dev.offmm.offheap.frame.FrameAllocator;
 
 /**
  * {@code struct mmu_gather}: collects the pages and tables an unmap clears, makes sure the TLB
- * generation is bumped before the lock that guarded a cleared entry is dropped, and hands the
- * batch to the {@link dev.offmm.core.mmu.Reclaimer}, which frees it after a grace period. Tables
- * go through {@link #pteFreeTlb} / {@link #pmdFreeTlb} / {@link #pudFreeTlb} and are destroyed
- * (destructor included) when released, never directly.
+ * generation is bumped before the lock that guarded a cleared entry is dropped, and retires
+ * itself to the {@link Reclaimer}, which releases it after a grace period. Tables go through
+ * {@link #pteFreeTlb} / {@link #pmdFreeTlb} / {@link #pudFreeTlb} and are destroyed (destructor
+ * included) when released, never directly.
  *
- * <p>One gather per operation, confined to the calling thread.
+ * <p>One gather per operation ({@link Zap#gather()}), confined to the calling thread until
+ * {@link #finish()}; after that it belongs to the reclaimer.
  */
-public final class MmuGather {
+public final class MmuGather implements Reclaimer.Batch {
+    private static final int ORDER_BITS = 4;
+    private static final int LEVEL_BITS = 2;
+
     private final Mm mm;
-    private LongList pages = new LongList(64);
-    private LongList tables = new LongList(8);
+    private final VmCounters counters;
+    private final Reclaimer reclaimer;
+    private final FrameAllocator frames;
+    private final TableAlloc tables;
+    /** Pages as {@code pfn << ORDER_BITS | order}. */
+    private final LongList pages = new LongList(64);
+    /** Tables as {@code pfn << LEVEL_BITS | level}. */
+    private final LongList tableList = new LongList(8);
     private boolean needFlush;
     private long gen;
     /** Resident pages removed and not yet subtracted from the RSS counter (one add per batch). */
     private long rssRemoved;
 
     /** {@code tlb_gather_mmu}. */
-    public MmuGather(Mm mm) {
+    MmuGather(Mm mm, Reclaimer reclaimer, FrameAllocator frames, TableAlloc tables) {
         this.mm = mm;
-        this.gen = mm.tlbGen();
+        this.counters = mm.counters();
+        this.reclaimer = reclaimer;
+        this.frames = frames;
+        this.tables = tables;
+        this.gen = mm.tlbGenAcquire();
     }
 
     /** {@code tlb_remove_page}: an order-{@code order} data page whose entry was cleared. */
     public void removePage(long pfn, int order) {
-        pages.add(pfn << 4 | order);
+        pages.add(pfn << ORDER_BITS | order);
         rssRemoved += 1L << order;
         needFlush = true;
     }
@@ -42,19 +59,22 @@ public final class MmuGather {
 
     /** {@code pte_free_tlb}: a PTE table unlinked from its PMD entry. */
     public void pteFreeTlb(long pfn) {
-        tables.add(pfn << 2 | PgtableAlloc.PTE);
-        needFlush = true;
+        freeTlb(pfn, Entries.PTE);
     }
 
     /** {@code pmd_free_tlb}: a PMD table unlinked from its PUD entry (destructor runs at release). */
     public void pmdFreeTlb(long pfn) {
-        tables.add(pfn << 2 | PgtableAlloc.PMD);
-        needFlush = true;
+        freeTlb(pfn, Entries.PMD);
     }
 
     /** {@code pud_free_tlb}: a PUD table unlinked from its PGD entry. */
     public void pudFreeTlb(long pfn) {
-        tables.add(pfn << 2 | PgtableAlloc.PUD);
+        freeTlb(pfn, Entries.PUD);
+    }
+
+    /** A table of {@code level} unlinked from its parent entry. */
+    void freeTlb(long pfn, int level) {
+        tableList.add(pfn << LEVEL_BITS | level);
         needFlush = true;
     }
 
@@ -64,7 +84,7 @@ public final class MmuGather {
      */
     public void flushTlbLocked() {
         if (rssRemoved != 0) {
-            mm.counters.rssPages.add(-rssRemoved);
+            counters.rssPages.add(-rssRemoved);
             rssRemoved = 0;
         }
         if (needFlush) {
@@ -76,8 +96,28 @@ public final class MmuGather {
     /** {@code tlb_finish_mmu}: a last flush, then retire everything gathered. */
     public void finish() {
         flushTlbLocked();
-        mm.reclaimer.retire(gen, pages, tables);
-        pages = new LongList(64);
-        tables = new LongList(8);
+        reclaimer.retire(gen, this);
+    }
+
+    @Override
+    public int frames() {
+        return pages.size() + tableList.size();
+    }
+
+    /** After the grace period: puts every page and destroys and frees every table. */
+    @Override
+    public void release() {
+        int n = pages.size();
+        for (int i = 0; i < n; i++) {
+            long v = pages.get(i);
+            frames.putFrames(v >>> ORDER_BITS, (int) (v & ((1 << ORDER_BITS) - 1)));
+        }
+        counters.framesHeld.add(-n);
+        counters.pagesFreed.add(n);
+        counters.gracePeriods.increment();
+        for (int i = 0; i < tableList.size(); i++) {
+            long v = tableList.get(i);
+            tables.freeTable(v >>> LEVEL_BITS, (int) (v & ((1 << LEVEL_BITS) - 1)));
+        }
     }
 }

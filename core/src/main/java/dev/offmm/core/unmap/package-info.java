@@ -1,2 +1,5 @@
-/** Unmapping: the mmu_gather, zapping entries, changing protection and freeing empty page tables. */
+/**
+ * Unmapping: the mmu_gather, zapping leaves, changing protection and freeing empty page tables.
+ * Internal (not exported).
+ */
 package dev.offmm.core.unmap;

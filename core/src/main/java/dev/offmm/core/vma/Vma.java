@@ -30,15 +30,6 @@ public final class Vma {
     /** Longs between stripes: 128 bytes, two cache lines, against adjacent-line prefetch. */
     private static final int STRIDE = 16;
     private static final VarHandle READERS = MethodHandles.arrayElementVarHandle(long[].class);
-    private static final VarHandle WRITER;
-
-    static {
-        try {
-            WRITER = MethodHandles.lookup().findVarHandle(Vma.class, "writer", boolean.class);
-        } catch (ReflectiveOperationException e) {
-            throw new ExceptionInInitializerError(e);
-        }
-    }
 
     /** First byte. */
     public final long start;
@@ -55,8 +46,7 @@ public final class Vma {
      * Volatile read-modify-writes only.
      */
     private final long[] readers = new long[STRIPES * STRIDE];
-    /** Set once by the writer ({@code vma_start_write}); volatile. */
-    @SuppressWarnings("unused")
+    /** Set once by the writer ({@code vma_start_write}); volatile load and store. */
     private volatile boolean writer;
 
     /** A new, attached, unlocked VMA. */
@@ -100,9 +90,9 @@ public final class Vma {
             return false;
         }
         int s = stripe();
-        READERS.getAndAdd(readers, s, 1L);
+        getAndAddReaders(s, 1L);
         if (writer) {
-            READERS.getAndAdd(readers, s, -1L);
+            getAndAddReaders(s, -1L);
             return false;
         }
         return true;
@@ -110,7 +100,17 @@ public final class Vma {
 
     /** {@code vma_end_read}: on the thread that took the read lock. */
     public void readUnlock() {
-        READERS.getAndAdd(readers, stripe(), -1L);
+        getAndAddReaders(stripe(), -1L);
+    }
+
+    /** Volatile read-modify-write of a reader stripe. */
+    private void getAndAddReaders(int stripe, long delta) {
+        READERS.getAndAdd(readers, stripe, delta);
+    }
+
+    /** Volatile load of a reader stripe. */
+    private long readersVolatile(int stripe) {
+        return (long) READERS.getVolatile(readers, stripe);
     }
 
     /**
@@ -119,10 +119,10 @@ public final class Vma {
      * detaches it.
      */
     public void writeLockAndDetach() {
-        WRITER.setVolatile(this, true);
+        writer = true;
         int attempt = 0;
         for (int s = 0; s < STRIPES * STRIDE; s += STRIDE) {
-            while ((long) READERS.getVolatile(readers, s) != 0) {
+            while (readersVolatile(s) != 0) {
                 attempt = Backoff.idle(attempt);
             }
         }

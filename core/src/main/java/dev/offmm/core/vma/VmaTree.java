@@ -17,9 +17,14 @@ public final class VmaTree {
     private static final Vma[] EMPTY = new Vma[0];
 
     /** {@code mmap_lock}: read for faults that could not take a VMA lock, write for changes. */
-    public final ReentrantReadWriteLock mmapLock = new ReentrantReadWriteLock();
+    private final ReentrantReadWriteLock mmapLock = new ReentrantReadWriteLock();
     /** Published with a volatile store by writers; read with a volatile load. */
     private volatile Vma[] vmas = EMPTY;
+
+    /** {@code mmap_lock}. */
+    public ReentrantReadWriteLock mmapLock() {
+        return mmapLock;
+    }
 
     /** The current array (do not modify). */
     public Vma[] snapshot() {

@@ -30,7 +30,7 @@ public interface MmWalkOps {
         return 0;
     }
 
-    /** A range with no table or no leaf, at {@code depth} 0 (PGD) .. 3 (PTE). */
+    /** A range with no table or no leaf, at {@code depth} 0 (PGD) .. 3 (PTE): the level whose entry is empty. */
     default int pteHole(long addr, long next, int depth, MmWalk walk) {
         return 0;
     }

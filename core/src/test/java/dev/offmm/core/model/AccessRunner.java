@@ -119,14 +119,8 @@ final class AccessRunner {
             }
             return 0;
         });
-        if (!viaMmu) {
-            byte[] b = new byte[w];
-            for (int i = 0; i < w; i++) {
-                b[i] = (byte) (v >>> (8 * i));
-            }
-            r.expect(op, OpRunner.outcome(casualWrite(va, b, r.oomAt(res.error))), res.error);
-            return;
-        }
+        // A store happens whole or not at all, through either path (a page-crossing store
+        // translates both pages before it writes a byte).
         PageModel.Failure f = model.translateInOrder(va, w, true, r.oomAt(res.error));
         r.expect(op, OpRunner.outcome(f), res.error);
         if (f == null) {
@@ -134,8 +128,8 @@ final class AccessRunner {
         }
     }
 
-    /** The casual accessors' write: page by page, each page written before the next is faulted. */
-    private PageModel.Failure casualWrite(long va, byte[] b, long oomAt) {
+    /** A bulk write in the model: page by page, each page written before the next is faulted. */
+    private PageModel.Failure writeUpToFault(long va, byte[] b, long oomAt) {
         long a = va;
         int off = 0;
         while (off < b.length) {
@@ -211,8 +205,10 @@ final class AccessRunner {
         });
         PageModel.Failure f = model.translateInOrder(va, buf.length, false, r.oomAt(res.error));
         r.expect(op, OpRunner.outcome(f), res.error);
-        if (f == null) {
-            for (int i = 0; i < buf.length; i++) {
+        checkBytesCopied(op, va, f, res.error);
+        long copied = f == null ? buf.length : res.error instanceof FaultException e ? e.bytesCopied() : 0;
+        if (copied > 0) {
+            for (int i = 0; i < copied; i++) {
                 if (buf[i] != model.getByte(va + i)) {
                     throw new ModelMismatch(op + ": byte at 0x" + Long.toHexString(va + i) + " is " + buf[i]
                             + ", model says " + model.getByte(va + i));
@@ -233,16 +229,18 @@ final class AccessRunner {
             }
             return 0;
         });
-        if (!viaMmu) {
-            r.expect(op, OpRunner.outcome(casualWrite(va, src, r.oomAt(res.error))), res.error);
-            return;
-        }
-        PageModel.Failure f = model.translateInOrder(va, src.length, true, r.oomAt(res.error));
+        // Through either path, a copy that faults has written every byte before the first page
+        // it could not write, and says how many.
+        PageModel.Failure f = writeUpToFault(va, src, r.oomAt(res.error));
         r.expect(op, OpRunner.outcome(f), res.error);
-        if (f == null) {
-            for (int i = 0; i < src.length; i++) {
-                model.putByte(va + i, src[i]);
-            }
+        checkBytesCopied(op, va, f, res.error);
+    }
+
+    /** A failed copy reports the bytes before the faulting address as copied. */
+    private static void checkBytesCopied(Op op, long va, PageModel.Failure f, Throwable error) {
+        if (f != null && error instanceof FaultException e && e.bytesCopied() != Math.max(0, e.address() - va)) {
+            throw new ModelMismatch(op + ": " + e.getMessage() + " reports " + e.bytesCopied() + " bytes copied, expected "
+                    + Math.max(0, e.address() - va));
         }
     }
 

@@ -1,6 +1,7 @@
 package dev.offmm.offheap.frame;
 
-import dev.offmm.offheap.MemMap;
+import dev.offmm.offheap.page.MemMap;
+import dev.offmm.offheap.page.PageSize;
 
 import java.util.concurrent.locks.ReentrantLock;
 
@@ -16,7 +17,7 @@ import java.util.concurrent.locks.ReentrantLock;
  */
 public final class BuddyAllocator {
     /** The largest order: 2^9 frames = 2 MiB. */
-    public static final int MAX_ORDER = 9;
+    public static final int MAX_ORDER = PageSize.HUGE_ORDER;
     /** Returned when no frame is available. */
     public static final long NO_FRAME = -1;
 

@@ -1,6 +1,6 @@
 package dev.offmm.offheap.frame;
 
-import dev.offmm.offheap.MemMap;
+import dev.offmm.offheap.page.MemMap;
 import dev.offmm.offheap.inject.FailPoints;
 import dev.offmm.offheap.inject.FailSite;
 
@@ -79,7 +79,7 @@ public final class FrameAllocator {
             }
         }
         long pfn = c.pfns[--n];
-        c.setCount(n);
+        c.setCountRelease(n);
         // Cached frames already hold refcount 1 (set by the refill or kept by the free).
         // Release: pairs with the CAS in freeFrame of whichever thread frees it.
         map.setFlagsRelease(pfn, ALLOCATED_ORDER0);
@@ -99,7 +99,7 @@ public final class FrameAllocator {
             a[i] = a[j];
             a[j] = t;
         }
-        c.setCount(got);
+        c.setCountRelease(got);
         return got;
     }
 
@@ -165,12 +165,12 @@ public final class FrameAllocator {
     public void putFrames(long pfn, int order) {
         checkOrder(order);
         checkPfn(pfn, order);
-        int left = map.addRefcount(pfn, -1);
+        int left = map.addAndGetRefcount(pfn, -1);
         if (left > 0) {
             return;
         }
         if (left < 0) {
-            map.addRefcount(pfn, 1);
+            map.addAndGetRefcount(pfn, 1);
             throw new IllegalStateException("refcount underflow on pfn=" + pfn);
         }
         // The last reference: nobody else can reach the frame, so the refcount stays 0.
@@ -178,21 +178,21 @@ public final class FrameAllocator {
         int type = map.typeAcquire(pfn);
         int mapcount = map.mapcountVolatile(pfn);
         if (type != MemMap.TYPE_NONE || mapcount != 0) {
-            map.addRefcount(pfn, 1);
+            map.addAndGetRefcount(pfn, 1);
             throw new IllegalStateException("last reference to pfn=" + pfn + " dropped while it is still page type "
                     + type + " with mapcount " + mapcount);
         }
         long allocated = MemMap.withOrder(MemMap.PG_ALLOCATED, order);
         if (order == 0) {
             if (!map.casFlags(pfn, allocated, MemMap.PG_PCP)) {
-                map.addRefcount(pfn, 1);
+                map.addAndGetRefcount(pfn, 1);
                 throw badFree(pfn, 0);
             }
             map.setRefcountRelease(pfn, 1);
             pushToCache(pfn);
         } else {
             if (!map.casFlags(pfn, allocated, 0)) {
-                map.addRefcount(pfn, 1);
+                map.addAndGetRefcount(pfn, 1);
                 throw badFree(pfn, order);
             }
             buddy.free(pfn, order);
@@ -203,7 +203,7 @@ public final class FrameAllocator {
         FrameCache c = cache.get();
         int n = c.countPlain();
         c.pfns[n++] = pfn;
-        c.setCount(n);
+        c.setCountRelease(n);
         if (n > high) {
             drain(c, batch);
         }
@@ -248,7 +248,7 @@ public final class FrameAllocator {
             map.setFlagsRelease(c.pfns[i], 0);
         }
         buddy.freeBulk(c.pfns, n - take, take);
-        c.setCount(n - take);
+        c.setCountRelease(n - take);
     }
 
     /** Returns every frame cached by the calling thread to the buddy allocator. */
@@ -279,7 +279,7 @@ public final class FrameAllocator {
     public long freeFrameCount() {
         long n = buddy.freeFrames();
         for (FrameCache c : caches) {
-            n += c.count();
+            n += c.countAcquire();
         }
         return n;
     }

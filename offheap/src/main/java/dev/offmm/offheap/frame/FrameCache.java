@@ -5,7 +5,7 @@ import java.lang.invoke.VarHandle;
 
 /**
  * A per-thread stack of free order-0 frames (the kernel's per-cpu page list). Only the owner
- * thread pushes and pops; other threads read {@link #count()} for statistics, and drain the
+ * thread pushes and pops; other threads read {@link #countAcquire()} for statistics, and drain the
  * cache only once the owner is dead ({@link Thread#isAlive()} returning false orders the
  * owner's last writes before the drain).
  */
@@ -35,12 +35,13 @@ final class FrameCache {
         return count;
     }
 
-    /** Another thread's view: pairs with the release in {@link #setCount}. */
-    int count() {
+    /** Another thread's view: pairs with the release in {@link #setCountRelease}. */
+    int countAcquire() {
         return (int) COUNT.getAcquire(this);
     }
 
-    void setCount(int n) {
+    /** The owner's update; pairs with {@link #countAcquire}. */
+    void setCountRelease(int n) {
         COUNT.setRelease(this, n);
     }
 }

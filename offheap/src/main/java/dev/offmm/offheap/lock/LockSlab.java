@@ -1,9 +1,10 @@
 package dev.offmm.offheap.lock;
 
-import dev.offmm.offheap.MemMap;
 import dev.offmm.offheap.frame.FrameAllocator;
 import dev.offmm.offheap.inject.FailPoints;
 import dev.offmm.offheap.inject.FailSite;
+import dev.offmm.offheap.page.MemMap;
+import dev.offmm.offheap.page.PageSize;
 
 import java.lang.foreign.MemorySegment;
 
@@ -20,7 +21,7 @@ import java.lang.foreign.MemorySegment;
  * uncontended ones are timed, so the debug lock stays within 2x an inline lock.
  */
 public final class LockSlab {
-    private static final int RECORDS_PER_PAGE = 4096 / (int) LockRecord.BYTES;
+    private static final int RECORDS_PER_PAGE = (int) (PageSize.BYTES / LockRecord.BYTES);
     private static final long NIL = 0;
     static final int HOLD_SAMPLE = 16;
 
@@ -56,7 +57,7 @@ public final class LockSlab {
             }
             long rec = freeHead;
             unlinkLocked(rec);
-            long page = rec >>> 12;
+            long page = rec >>> PageSize.SHIFT;
             long inUse = map.privatePlain(page);
             if (inUse == 0) {
                 emptyPages--;
@@ -69,7 +70,7 @@ public final class LockSlab {
             LockRecord.setPlain(region, rec, LockRecord.LOCKED_AT, 0);
             LockRecord.INT.set(region, rec + LockRecord.CLASS, cls.ordinal());
             // Release: the record is fully initialised before it is marked live; the ptl word
-            // that publishes it is itself stored with release (PtLocks.ptlockAlloc).
+            // that publishes it is itself stored with release (PtLocks.ptlockInit).
             LockRecord.setIntRelease(region, rec, LockRecord.MAGIC, LockRecord.MAGIC_LIVE);
             live++;
             return rec;
@@ -88,7 +89,7 @@ public final class LockSlab {
             LockRecord.setIntRelease(region, rec, LockRecord.MAGIC, LockRecord.MAGIC_FREE);
             pushLocked(rec);
             live--;
-            long page = rec >>> 12;
+            long page = rec >>> PageSize.SHIFT;
             long inUse = map.privatePlain(page) - 1;
             map.setPrivatePlain(page, inUse);
             if (inUse == 0) {
@@ -212,7 +213,7 @@ public final class LockSlab {
         synchronized (slabLock) {
             if (live == 0) {
                 while (freeHead != NIL) {
-                    releasePageLocked(freeHead >>> 12);
+                    releasePageLocked(freeHead >>> PageSize.SHIFT);
                 }
                 emptyPages = 0;
             }
@@ -228,7 +229,7 @@ public final class LockSlab {
 
     private void checkLive(long rec) {
         if (rec <= 0 || (rec & (LockRecord.BYTES - 1)) != 0 || rec >= region.byteSize()
-                || map.typeAcquire(rec >>> 12) != MemMap.TYPE_LOCK_SLAB
+                || map.typeAcquire(rec >>> PageSize.SHIFT) != MemMap.TYPE_LOCK_SLAB
                 || LockRecord.intAcquire(region, rec, LockRecord.MAGIC) != LockRecord.MAGIC_LIVE) {
             throw new IllegalStateException("0x" + Long.toHexString(rec) + " is not a live debug lock (use after free?)");
         }
@@ -247,11 +248,11 @@ public final class LockSlab {
         if (pfn == FrameAllocator.NO_FRAME) {
             return false;
         }
-        region.asSlice(pfn << 12, 4096).fill((byte) 0);
+        region.asSlice(pfn << PageSize.SHIFT, PageSize.BYTES).fill((byte) 0);
         map.setPrivatePlain(pfn, 0);
         map.setTypeRelease(pfn, MemMap.TYPE_LOCK_SLAB);
         for (int i = RECORDS_PER_PAGE - 1; i >= 0; i--) {
-            long rec = (pfn << 12) + i * LockRecord.BYTES;
+            long rec = (pfn << PageSize.SHIFT) + i * LockRecord.BYTES;
             LockRecord.setIntRelease(region, rec, LockRecord.MAGIC, LockRecord.MAGIC_FREE);
             pushLocked(rec);
         }
@@ -262,7 +263,7 @@ public final class LockSlab {
 
     private void releasePageLocked(long pfn) {
         for (int i = 0; i < RECORDS_PER_PAGE; i++) {
-            unlinkLocked((pfn << 12) + i * LockRecord.BYTES);
+            unlinkLocked((pfn << PageSize.SHIFT) + i * LockRecord.BYTES);
         }
         map.setTypeRelease(pfn, MemMap.TYPE_NONE);
         pages--;

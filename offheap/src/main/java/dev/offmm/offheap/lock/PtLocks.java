@@ -1,7 +1,6 @@
 package dev.offmm.offheap.lock;
 
-import dev.offmm.offheap.MemMap;
-import dev.offmm.offheap.PhysicalMemory;
+import dev.offmm.offheap.page.MemMap;
 
 import java.lang.foreign.MemorySegment;
 import java.util.concurrent.atomic.AtomicLong;
@@ -31,12 +30,15 @@ public final class PtLocks {
     /** Locks this instance constructed and has not destroyed (both modes). */
     private final AtomicLong live = new AtomicLong();
 
-    /** Creates the helpers for tables in {@code memory}; {@code debug} selects allocated locks. */
-    public PtLocks(PhysicalMemory memory, boolean debug) {
+    /**
+     * Creates the helpers for the tables described by {@code map}; {@code debug} selects locks
+     * allocated from {@code slab}, which inline mode never touches.
+     */
+    public PtLocks(MemMap map, LockSlab slab, boolean debug) {
         this.debug = debug;
-        this.map = memory.memMap();
+        this.map = map;
         this.words = map.segment();
-        this.slab = memory.lockSlab();
+        this.slab = slab;
     }
 
     /** Whether locks are allocated debug locks. */

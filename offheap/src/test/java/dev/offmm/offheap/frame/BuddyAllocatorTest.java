@@ -181,7 +181,7 @@ class BuddyAllocatorTest {
             BuddyState initial = BuddyState.of(memory);
             long pfn = memory.allocFrames(2);
             assertEquals(1, memory.memMap().refcountVolatile(pfn));
-            assertEquals(2, memory.memMap().addRefcount(pfn, 1));
+            assertEquals(2, memory.memMap().addAndGetRefcount(pfn, 1));
             memory.frames().putFrames(pfn, 2);
             assertEquals(1, memory.memMap().refcountVolatile(pfn));
             assertEquals(4, memory.usedFrameCount(), "still allocated while one reference remains");

@@ -1,6 +1,6 @@
 package dev.offmm.offheap.frame;
 
-import dev.offmm.offheap.MemMap;
+import dev.offmm.offheap.page.MemMap;
 import dev.offmm.offheap.PhysicalMemory;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;

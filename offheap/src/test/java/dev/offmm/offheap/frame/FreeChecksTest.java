@@ -1,6 +1,6 @@
 package dev.offmm.offheap.frame;
 
-import dev.offmm.offheap.MemMap;
+import dev.offmm.offheap.page.MemMap;
 import dev.offmm.offheap.PhysicalMemory;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -130,31 +130,31 @@ class FreeChecksTest {
     @Test
     void shouldRejectFreeingAMappedFrame() {
         long pfn = memory.allocFrame();
-        memory.memMap().addMapcount(pfn, 1);
+        memory.memMap().addAndGetMapcount(pfn, 1);
         IllegalStateException e = assertThrows(IllegalStateException.class, () -> memory.freeFrame(pfn));
         assertMessageContains(e, "mapcount=1");
-        memory.memMap().addMapcount(pfn, -1);
+        memory.memMap().addAndGetMapcount(pfn, -1);
         assertRecovers(pfn, 0);
     }
 
     @Test
     void shouldRejectFreeingAFrameWithAnExtraReference() {
         long pfn = memory.allocFrames(1);
-        memory.memMap().addRefcount(pfn, 1);
+        memory.memMap().addAndGetRefcount(pfn, 1);
         IllegalStateException e = assertThrows(IllegalStateException.class, () -> memory.freeFrames(pfn, 1));
         assertMessageContains(e, "refcount=2");
-        memory.memMap().addRefcount(pfn, -1);
+        memory.memMap().addAndGetRefcount(pfn, -1);
         assertRecovers(pfn, 1);
     }
 
     @Test
     void shouldKeepTheReferenceWhenTheLastPutFindsTheFrameStillMapped() {
         long pfn = memory.allocFrame();
-        memory.memMap().addMapcount(pfn, 1);
+        memory.memMap().addAndGetMapcount(pfn, 1);
         IllegalStateException e = assertThrows(IllegalStateException.class, () -> memory.frames().putFrames(pfn, 0));
         assertMessageContains(e, "pfn=" + pfn, "mapcount 1");
         assertEquals(1, memory.memMap().refcountVolatile(pfn), "the reference was given back");
-        memory.memMap().addMapcount(pfn, -1);
+        memory.memMap().addAndGetMapcount(pfn, -1);
         memory.frames().putFrames(pfn, 0);
         memory.frames().drainCurrentThread();
         BuddyState.of(memory).assertSameAs(initial);

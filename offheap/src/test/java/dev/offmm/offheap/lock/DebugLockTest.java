@@ -1,6 +1,6 @@
 package dev.offmm.offheap.lock;
 
-import dev.offmm.offheap.MemMap;
+import dev.offmm.offheap.page.MemMap;
 import dev.offmm.offheap.PhysicalMemory;
 import dev.offmm.offheap.frame.FrameAllocator;
 import dev.offmm.offheap.inject.FailSite;
@@ -28,7 +28,7 @@ class DebugLockTest {
     @BeforeEach
     void create() {
         memory = PhysicalMemory.create(4L << 20);
-        locks = new PtLocks(memory, true);
+        locks = new PtLocks(memory.memMap(), memory.lockSlab(), true);
     }
 
     @AfterEach
@@ -271,7 +271,7 @@ class DebugLockTest {
 
     @Test
     void shouldHaveNoStatisticsInInlineMode() {
-        PtLocks inline = new PtLocks(memory, false);
+        PtLocks inline = new PtLocks(memory.memMap(), memory.lockSlab(), false);
         long table = newTable();
         assertTrue(inline.ptlockInit(table, LockClass.PTE));
         assertNull(inline.info(inline.ptlockPtr(table)));

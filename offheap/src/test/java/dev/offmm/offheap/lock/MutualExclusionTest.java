@@ -1,6 +1,6 @@
 package dev.offmm.offheap.lock;
 
-import dev.offmm.offheap.MemMap;
+import dev.offmm.offheap.page.MemMap;
 import dev.offmm.offheap.PhysicalMemory;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -39,7 +39,7 @@ class MutualExclusionTest {
     void shouldNeverLetTwoThreadsIntoTheCriticalSection(boolean debug, int threads, int iterations, boolean useTryLock)
             throws InterruptedException {
         try (PhysicalMemory memory = PhysicalMemory.create(4L << 20)) {
-            PtLocks locks = new PtLocks(memory, debug);
+            PtLocks locks = new PtLocks(memory.memMap(), memory.lockSlab(), debug);
             long table = memory.allocFrame();
             memory.memMap().setTypeRelease(table, MemMap.TYPE_PTE_TABLE);
             assertTrue(locks.ptlockInit(table, LockClass.PTE));

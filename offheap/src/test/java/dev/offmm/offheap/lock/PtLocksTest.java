@@ -1,6 +1,6 @@
 package dev.offmm.offheap.lock;
 
-import dev.offmm.offheap.MemMap;
+import dev.offmm.offheap.page.MemMap;
 import dev.offmm.offheap.PhysicalMemory;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -46,7 +46,7 @@ class PtLocksTest {
     @ParameterizedTest(name = "debug={0}")
     @ValueSource(booleans = {false, true})
     void shouldConstructAnUnlockedLockAndExcludeOtherThreadsWhileHeld(boolean debug) throws Exception {
-        PtLocks locks = new PtLocks(memory, debug);
+        PtLocks locks = new PtLocks(memory.memMap(), memory.lockSlab(), debug);
         assertEquals(debug, locks.debug());
         assertTrue(locks.ptlockInit(table, LockClass.PMD));
         assertEquals(1, locks.liveLocks());
@@ -70,7 +70,7 @@ class PtLocksTest {
     @ParameterizedTest(name = "debug={0}")
     @ValueSource(booleans = {false, true})
     void shouldGiveEachTableItsOwnLock(boolean debug) throws Exception {
-        PtLocks locks = new PtLocks(memory, debug);
+        PtLocks locks = new PtLocks(memory.memMap(), memory.lockSlab(), debug);
         long other = memory.allocFrame();
         memory.memMap().setTypeRelease(other, MemMap.TYPE_PTE_TABLE);
         assertTrue(locks.ptlockInit(table, LockClass.PMD));
@@ -89,7 +89,7 @@ class PtLocksTest {
     @ParameterizedTest(name = "debug={0}")
     @ValueSource(booleans = {false, true})
     void shouldRejectFreeingAHeldLock(boolean debug) {
-        PtLocks locks = new PtLocks(memory, debug);
+        PtLocks locks = new PtLocks(memory.memMap(), memory.lockSlab(), debug);
         assertTrue(locks.ptlockInit(table, LockClass.PMD));
         long handle = locks.ptlockPtr(table);
         locks.lock(handle);
@@ -111,7 +111,7 @@ class PtLocksTest {
     @ParameterizedTest(name = "debug={0}")
     @ValueSource(booleans = {false, true})
     void shouldReportContentionToTheWaiter(boolean debug) throws Exception {
-        PtLocks locks = new PtLocks(memory, debug);
+        PtLocks locks = new PtLocks(memory.memMap(), memory.lockSlab(), debug);
         assertTrue(locks.ptlockInit(table, LockClass.PMD));
         long handle = locks.ptlockPtr(table);
         locks.lock(handle);

@@ -1,4 +1,4 @@
-package dev.offmm.core.mmu;
+package dev.offmm.core.reclaim;
 
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
@@ -40,23 +40,23 @@ public final class EpochSlot {
      * the following load of the current generation cannot be reordered before it (the
      * store-load pairing with {@link Reclaimer#poll()}'s bump-then-scan).
      */
-    public void observe(long gen) {
+    public void observeVolatile(long gen) {
         OBSERVED.setVolatile(this, gen);
     }
 
     /** Publishes that the owner holds nothing (release: its last uses come before). */
-    public void idle() {
+    public void idleRelease() {
         OBSERVED.setRelease(this, IDLE);
     }
 
-    /** The last published generation, or {@link #IDLE}. */
-    public long observed() {
+    /** The last published generation, or {@link #IDLE} (volatile load). */
+    public long observedVolatile() {
         return (long) OBSERVED.getVolatile(this);
     }
 
     /** The generation this slot holds reclamation to: {@link #IDLE} if idle or its owner is dead. */
     long holding() {
-        long v = observed();
+        long v = observedVolatile();
         return v != IDLE && !owner.isAlive() ? IDLE : v;
     }
 }

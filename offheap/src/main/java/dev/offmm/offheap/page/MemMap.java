@@ -1,4 +1,4 @@
-package dev.offmm.offheap;
+package dev.offmm.offheap.page;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -76,7 +76,8 @@ public final class MemMap {
     private final MemorySegment records;
     private final long nrFrames;
 
-    MemMap(MemorySegment records, long nrFrames) {
+    /** A mem_map of {@code nrFrames} records over {@code records}; built by {@code PhysicalMemory}. */
+    public MemMap(MemorySegment records, long nrFrames) {
         this.records = records;
         this.nrFrames = nrFrames;
     }
@@ -219,8 +220,8 @@ public final class MemMap {
         INT.setRelease(records, at(pfn, REFCOUNT), value);
     }
 
-    /** Atomically adds {@code delta} to the refcount and returns the new value. */
-    public int addRefcount(long pfn, int delta) {
+    /** Volatile read-modify-write: adds {@code delta} to the refcount and returns the new value. */
+    public int addAndGetRefcount(long pfn, int delta) {
         return (int) INT.getAndAdd(records, at(pfn, REFCOUNT), delta) + delta;
     }
 
@@ -229,14 +230,9 @@ public final class MemMap {
         return (int) INT.getVolatile(records, at(pfn, MAPCOUNT));
     }
 
-    /** Atomically adds {@code delta} to the mapcount and returns the new value. */
-    public int addMapcount(long pfn, int delta) {
+    /** Volatile read-modify-write: adds {@code delta} to the mapcount and returns the new value. */
+    public int addAndGetMapcount(long pfn, int delta) {
         return (int) INT.getAndAdd(records, at(pfn, MAPCOUNT), delta) + delta;
-    }
-
-    /** Release store of the mapcount. */
-    public void setMapcountRelease(long pfn, int value) {
-        INT.setRelease(records, at(pfn, MAPCOUNT), value);
     }
 
     // ---- tag: a free word for tests and tools, volatile.

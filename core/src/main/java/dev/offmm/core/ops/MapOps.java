@@ -1,4 +1,4 @@
-package dev.offmm.core.vma;
+package dev.offmm.core.ops;
 
 import dev.offmm.core.Advice;
 import dev.offmm.core.MapFlags;
@@ -6,9 +6,13 @@ import dev.offmm.core.Prot;
 import dev.offmm.core.VmException;
 import dev.offmm.core.fault.FaultHandler;
 import dev.offmm.core.mm.Mm;
+import dev.offmm.core.pgtable.Entries;
 import dev.offmm.core.pgtable.PtlSlot;
+import dev.offmm.core.unmap.FreePgtables;
 import dev.offmm.core.unmap.MmuGather;
 import dev.offmm.core.unmap.Zap;
+import dev.offmm.core.vma.Vma;
+import dev.offmm.core.vma.VmaTree;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -24,18 +28,23 @@ import java.util.concurrent.locks.Lock;
  * leaves a partial change.
  */
 public final class MapOps {
-    /** One past the highest user address: the 47-bit lower half of the 48-bit space. */
-    public static final long USER_END = 1L << 47;
     /** The lowest address mmap may use ({@code vm.mmap_min_addr}). */
     public static final long MMAP_MIN_ADDR = 1L << 16;
-    private static final long PAGE = 4096;
+    private static final long USER_END = Entries.USER_END;
+    private static final long PAGE = Entries.PAGE_SIZE;
 
     private final Mm mm;
+    private final VmaTree vmas;
+    private final Zap zap;
+    private final FreePgtables freePgtables;
     private final FaultHandler faults;
 
-    /** The operations of {@code mm}. */
-    public MapOps(Mm mm, FaultHandler faults) {
+    /** The operations of {@code mm}: leaves through {@code zap}, tables through {@code freePgtables}. */
+    public MapOps(Mm mm, Zap zap, FreePgtables freePgtables, FaultHandler faults) {
         this.mm = mm;
+        this.vmas = mm.vmas();
+        this.zap = zap;
+        this.freePgtables = freePgtables;
         this.faults = faults;
     }
 
@@ -78,14 +87,14 @@ public final class MapOps {
                         + ") leaves the user address space (end 0x" + Long.toHexString(USER_END) + ")");
             }
         }
-        Lock w = mm.vmas.mmapLock.writeLock();
+        Lock w = vmas.mmapLock().writeLock();
         w.lock();
         try {
             mm.ensureOpen();
             long start;
             if (fixed) {
                 start = addr;
-                List<Vma> old = mm.vmas.overlapping(start, start + len);
+                List<Vma> old = vmas.overlapping(start, start + len);
                 if (noReplace && !old.isEmpty()) {
                     throw new VmException(VmException.Code.EEXIST, "[0x" + Long.toHexString(start) + ", 0x"
                             + Long.toHexString(start + len) + ") overlaps " + old.getFirst());
@@ -97,7 +106,7 @@ public final class MapOps {
                 start = findFreeRange(addr, len);
             }
             int vmFlags = (flags & MapFlags.NORESERVE) != 0 ? Vma.VM_NORESERVE : 0;
-            mm.vmas.replace(start, start + len, List.of(new Vma(start, start + len, prot, vmFlags)));
+            vmas.replace(start, start + len, List.of(new Vma(start, start + len, prot, vmFlags)));
             if ((flags & MapFlags.POPULATE) != 0 && Prot.readable(prot)) {
                 populate(start, start + len, Prot.writable(prot));
             }
@@ -108,8 +117,8 @@ public final class MapOps {
     }
 
     private void checkMapCount(int adding) {
-        if (mm.vmas.size() + adding > mm.config.maxMapCount()) {
-            throw new VmException(VmException.Code.ENOMEM, "too many mappings (max_map_count=" + mm.config.maxMapCount() + ")");
+        if (vmas.size() + adding > mm.config().maxMapCount()) {
+            throw new VmException(VmException.Code.ENOMEM, "too many mappings (max_map_count=" + mm.config().maxMapCount() + ")");
         }
     }
 
@@ -118,7 +127,7 @@ public final class MapOps {
      * does: the mapping stays). Called with mmap_lock held for write, so no VMA lock is needed.
      */
     private void populate(long start, long end, boolean write) {
-        Vma vma = mm.vmas.find(start);
+        Vma vma = vmas.find(start);
         PtlSlot slot = new PtlSlot();
         for (long va = start; va < end; va += PAGE) {
             if (faults.handleMmFault(vma, va, write, slot) != FaultHandler.OK) {
@@ -131,11 +140,11 @@ public final class MapOps {
     private long findFreeRange(long hint, long len) {
         if (hint != 0) {
             long h = hint & -PAGE;
-            if (h >= MMAP_MIN_ADDR && h <= USER_END - len && mm.vmas.overlapping(h, h + len).isEmpty()) {
+            if (h >= MMAP_MIN_ADDR && h <= USER_END - len && vmas.overlapping(h, h + len).isEmpty()) {
                 return h;
             }
         }
-        Vma[] array = mm.vmas.snapshot();
+        Vma[] array = vmas.snapshot();
         long top = USER_END;
         for (int i = array.length - 1; i >= -1; i--) {
             long bottom = i >= 0 ? array[i].end : MMAP_MIN_ADDR;
@@ -152,7 +161,7 @@ public final class MapOps {
     /** {@code munmap}: see {@link dev.offmm.core.AddressSpace#munmap}. */
     public void munmap(long addr, long length) {
         long end = checkRange("munmap", addr, length, true);
-        Lock w = mm.vmas.mmapLock.writeLock();
+        Lock w = vmas.mmapLock().writeLock();
         w.lock();
         try {
             mm.ensureOpen();
@@ -181,8 +190,8 @@ public final class MapOps {
     }
 
     /** Unmaps {@code [start, end)}; caller holds mmap_lock for write. */
-    public void doMunmap(long start, long end) {
-        List<Vma> old = mm.vmas.overlapping(start, end);
+    private void doMunmap(long start, long end) {
+        List<Vma> old = vmas.overlapping(start, end);
         if (old.isEmpty()) {
             return;
         }
@@ -200,20 +209,20 @@ public final class MapOps {
         }
         long floor = first.start < start ? start : floorOf(start);
         long ceiling = last.end > end ? end : ceilingOf(end);
-        MmuGather tlb = new MmuGather(mm);
-        Zap.unmapRange(mm, tlb, Math.max(start, first.start), Math.min(end, last.end));
-        Zap.freePgtables(mm, tlb, Math.max(start, first.start), Math.min(end, last.end), floor, ceiling);
-        mm.vmas.replace(start, end, keep);
+        MmuGather tlb = zap.gather();
+        zap.unmapRange(tlb, Math.max(start, first.start), Math.min(end, last.end));
+        freePgtables.freePgtables(tlb, Math.max(start, first.start), Math.min(end, last.end), floor, ceiling);
+        vmas.replace(start, end, keep);
         tlb.finish();
     }
 
     private long floorOf(long start) {
-        Vma prev = mm.vmas.prevOf(start);
+        Vma prev = vmas.prevOf(start);
         return prev == null ? 0 : prev.end;
     }
 
     private long ceilingOf(long end) {
-        Vma next = mm.vmas.nextOf(end);
+        Vma next = vmas.nextOf(end);
         return next == null ? USER_END : next.start;
     }
 
@@ -226,7 +235,7 @@ public final class MapOps {
         if (end == addr) {
             return;
         }
-        Lock w = mm.vmas.mmapLock.writeLock();
+        Lock w = vmas.mmapLock().writeLock();
         w.lock();
         try {
             mm.ensureOpen();
@@ -234,9 +243,9 @@ public final class MapOps {
             for (Vma v : old) {
                 v.writeLockAndDetach();
             }
-            MmuGather tlb = new MmuGather(mm);
-            Zap.changeProtection(mm, tlb, addr, end, prot);
-            mm.vmas.replace(addr, end, split(old, addr, end, v -> new Vma(v.start, v.end, prot, v.flags)));
+            MmuGather tlb = zap.gather();
+            zap.changeProtection(tlb, addr, end, prot);
+            vmas.replace(addr, end, split(old, addr, end, v -> new Vma(v.start, v.end, prot, v.flags)));
             tlb.finish();
         } finally {
             w.unlock();
@@ -256,7 +265,7 @@ public final class MapOps {
         switch (advice) {
             case Advice.DONTNEED -> dontneed(addr, end);
             case Advice.WILLNEED -> {
-                Lock r = mm.vmas.mmapLock.readLock();
+                Lock r = vmas.mmapLock().readLock();
                 r.lock();
                 try {
                     mm.ensureOpen();
@@ -274,13 +283,13 @@ public final class MapOps {
      * concurrently and refault zero pages, as in Linux). Page tables stay.
      */
     private void dontneed(long addr, long end) {
-        Lock r = mm.vmas.mmapLock.readLock();
+        Lock r = vmas.mmapLock().readLock();
         r.lock();
         try {
             mm.ensureOpen();
             covering("madvise", addr, end);
-            MmuGather tlb = new MmuGather(mm);
-            Zap.unmapRange(mm, tlb, addr, end);
+            MmuGather tlb = zap.gather();
+            zap.unmapRange(tlb, addr, end);
             tlb.finish();
         } finally {
             r.unlock();
@@ -288,7 +297,7 @@ public final class MapOps {
     }
 
     private void setHugeFlags(long addr, long end, boolean huge) {
-        Lock w = mm.vmas.mmapLock.writeLock();
+        Lock w = vmas.mmapLock().writeLock();
         w.lock();
         try {
             mm.ensureOpen();
@@ -296,7 +305,7 @@ public final class MapOps {
             for (Vma v : old) {
                 v.writeLockAndDetach();
             }
-            mm.vmas.replace(addr, end, split(old, addr, end, v -> {
+            vmas.replace(addr, end, split(old, addr, end, v -> {
                 int f = v.flags & ~(Vma.VM_HUGEPAGE | Vma.VM_NOHUGEPAGE);
                 return new Vma(v.start, v.end, v.prot, f | (huge ? Vma.VM_HUGEPAGE : Vma.VM_NOHUGEPAGE));
             }));
@@ -307,7 +316,7 @@ public final class MapOps {
 
     /** The VMAs covering {@code [start, end)} without a hole, or ENOMEM. Caller holds mmap_lock. */
     private List<Vma> covering(String op, long start, long end) {
-        List<Vma> old = mm.vmas.overlapping(start, end);
+        List<Vma> old = vmas.overlapping(start, end);
         long at = start;
         for (Vma v : old) {
             if (v.start > at) {

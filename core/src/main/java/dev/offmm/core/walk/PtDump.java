@@ -1,14 +1,15 @@
-package dev.offmm.core.pgtable;
+package dev.offmm.core.walk;
 
-import dev.offmm.core.walk.MmWalk;
-import dev.offmm.core.walk.MmWalkOps;
-
-import dev.offmm.core.mm.Mm;
+import dev.offmm.core.pgtable.Entries;
+import dev.offmm.core.pgtable.PtlHelpers;
+import dev.offmm.core.pgtable.Pte;
 
 /**
  * A readable dump of the mapped ranges, like the kernel's {@code page_tables} debugfs file:
  * consecutive leaves with the same level and attributes are folded into one line
  * {@code 0xstart-0xend  size  attributes  level}.
+ *
+ * <p>Internal: public for {@code AddressSpace.ptdump()}.
  */
 public final class PtDump implements MmWalkOps {
     private final StringBuilder out = new StringBuilder();
@@ -21,10 +22,11 @@ public final class PtDump implements MmWalkOps {
     private PtDump() {
     }
 
-    /** The dump of {@code [start, end)} of {@code mm}; caller holds mmap_lock. */
-    public static String dump(Mm mm, long start, long end) {
+    /** The dump of {@code [start, end)} of the tables below {@code pgdPfn}; caller holds mmap_lock. */
+    @SuppressWarnings("exports") // internal types: only AddressSpace can obtain them
+    public static String dump(Entries entries, PtlHelpers ptl, long pgdPfn, long start, long end) {
         PtDump d = new PtDump();
-        PageWalker.walkPageRange(mm, start, end, d, null);
+        PageWalker.walkPageRange(entries, ptl, pgdPfn, start, end, d, null);
         d.flush();
         if (d.leaves == 0) {
             d.out.append("(no mapped pages)\n");

@@ -1,37 +1,43 @@
-package dev.offmm.core.mmu;
-
-import dev.offmm.core.mm.LongList;
-import dev.offmm.core.mm.Mm;
+package dev.offmm.core.reclaim;
 
 import java.util.ArrayDeque;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.locks.LockSupport;
 
 /**
- * Grace periods for pages and tables freed by an mmu_gather (the kernel's
- * {@code MMU_GATHER_RCU_TABLE_FREE} and the TLB-flush-before-free rule, done epoch-style).
+ * Grace periods for what an unmap retires (the kernel's {@code MMU_GATHER_RCU_TABLE_FREE} and
+ * the TLB-flush-before-free rule, done epoch-style, like userspace RCU's QSBR flavour).
  *
- * <p>An mmu_gather clears entries, bumps the TLB generation to {@code g}, and retires its batch
- * tagged {@code g}. The batch is released (pages put, tables destroyed and freed) once every
- * registered {@link EpochSlot} has observed a generation {@code >= g} or is idle: no context can
- * then still translate through a cleared entry or hold a pointer into a freed table.
+ * <p>An unmap clears entries, bumps the TLB generation to {@code g}, and {@linkplain #retire
+ * retires} a {@link Batch} tagged {@code g}. The batch is released once every registered
+ * {@link EpochSlot} has observed a generation {@code >= g} or is idle: no context can then still
+ * translate through a cleared entry or hold a pointer into a freed table.
  *
  * <p>Batches are released in generation order by whichever thread calls {@link #poll()}: the
- * unmapping thread after each gather, and allocators under memory pressure.
+ * retiring thread after each retire, contexts going idle, and allocators under memory pressure.
  */
 public final class Reclaimer {
-    private final Mm mm;
+    /** Something retired by an unmap, freed after its grace period. */
+    public interface Batch {
+        /** Frames the batch holds; counted as pending until {@link #release()} returns. */
+        int frames();
+
+        /** Frees the batch. Called exactly once, after its grace period, by any thread. */
+        void release();
+    }
+
+    private record Pending(long gen, Batch batch) {
+    }
+
     private final CopyOnWriteArrayList<EpochSlot> slots = new CopyOnWriteArrayList<>();
-    private final ArrayDeque<Batch> pending = new ArrayDeque<>();
+    /** Guarded by itself. */
+    private final ArrayDeque<Pending> pending = new ArrayDeque<>();
+    /** Written under the {@code pending} monitor; read with volatile loads by anyone. */
     private volatile long pendingFrames;
     private volatile boolean graceDisabled;
 
-    private record Batch(long gen, LongList pages, LongList tables) {
-    }
-
-    /** The reclaimer of {@code mm}. */
-    public Reclaimer(Mm mm) {
-        this.mm = mm;
+    /** An empty reclaimer. */
+    public Reclaimer() {
     }
 
     /**
@@ -49,28 +55,24 @@ public final class Reclaimer {
         return slot;
     }
 
-    /** Unregisters a participant; it must be idle. */
+    /** Unregisters a participant and releases what it may have held back. */
     public void unregister(EpochSlot slot) {
-        slot.idle();
+        slot.idleRelease();
         slot.retired = true;
         slots.remove(slot);
         poll();
     }
 
-    /** Participants registered now. */
-    public int participants() {
-        return slots.size();
-    }
-
     /**
-     * Retires pages ({@code pfn << 4 | order}) and tables ({@code pfn << 2 | level}) cleared
-     * before the TLB generation became {@code gen}, then releases whatever is safe.
+     * Retires {@code batch}, whose entries were cleared before the TLB generation became
+     * {@code gen}, then releases whatever is safe (possibly {@code batch} itself).
      */
-    public void retire(long gen, LongList pages, LongList tables) {
-        if (!pages.isEmpty() || !tables.isEmpty()) {
+    public void retire(long gen, Batch batch) {
+        int n = batch.frames();
+        if (n > 0) {
             synchronized (pending) {
-                pending.addLast(new Batch(gen, pages, tables));
-                pendingFrames += pages.size() + tables.size();
+                pending.addLast(new Pending(gen, batch));
+                pendingFrames += n;
             }
         }
         poll();
@@ -93,19 +95,21 @@ public final class Reclaimer {
         long safe = minObserved();
         long freed = 0;
         while (true) {
-            Batch b;
+            Pending p;
             synchronized (pending) {
-                b = pending.peekFirst();
-                if (b == null || b.gen > safe) {
+                p = pending.peekFirst();
+                if (p == null || p.gen > safe) {
                     break;
                 }
                 pending.pollFirst();
             }
-            freed += release(b);
+            int n = p.batch.frames();
+            p.batch.release();
+            freed += n;
             synchronized (pending) {
                 // Only now are the frames free: a thread under pressure that saw them pending
                 // keeps waiting until here instead of failing while they are being released.
-                pendingFrames -= b.pages.size() + b.tables.size();
+                pendingFrames -= n;
             }
         }
         return freed;
@@ -160,20 +164,5 @@ public final class Reclaimer {
     /** Frames waiting for a grace period. */
     public long pendingFrames() {
         return pendingFrames;
-    }
-
-    private long release(Batch b) {
-        for (int i = 0; i < b.pages.size(); i++) {
-            long v = b.pages.get(i);
-            mm.frames.putFrames(v >>> 4, (int) (v & 0xf));
-        }
-        mm.counters.framesHeld.add(-b.pages.size());
-        mm.counters.pagesFreed.add(b.pages.size());
-        mm.counters.gracePeriods.increment();
-        for (int i = 0; i < b.tables.size(); i++) {
-            long v = b.tables.get(i);
-            mm.pgtables.freeTable(v >>> 2, (int) (v & 0x3));
-        }
-        return b.pages.size() + b.tables.size();
     }
 }

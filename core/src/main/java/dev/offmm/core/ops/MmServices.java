@@ -1,0 +1,72 @@
+package dev.offmm.core.ops;
+
+import dev.offmm.core.VmConfig;
+import dev.offmm.core.fault.FaultEntry;
+import dev.offmm.core.fault.FaultHandler;
+import dev.offmm.core.mm.Mm;
+import dev.offmm.core.mm.VmCounters;
+import dev.offmm.core.pgtable.Entries;
+import dev.offmm.core.pgtable.PgtableAlloc;
+import dev.offmm.core.pgtable.PtlHelpers;
+import dev.offmm.core.pgtable.TableAlloc;
+import dev.offmm.core.reclaim.FrameSource;
+import dev.offmm.core.reclaim.Reclaimer;
+import dev.offmm.core.unmap.FreePgtables;
+import dev.offmm.core.unmap.Zap;
+import dev.offmm.offheap.PhysicalMemory;
+import dev.offmm.offheap.lock.PtLocks;
+
+/**
+ * The one composition place of an address space: its state ({@link Mm}) and every service that
+ * operates on it, each built once here and given only what it uses. Nothing else constructs a
+ * service; {@code AddressSpace} and the test-support entry point both start here.
+ *
+ * @param memory       the physical memory
+ * @param mm           the state: PGD, VMAs, counters, TLB generation
+ * @param entries      page-table entries in the memory's region
+ * @param ptLocks      the ptl words of this space's tables (inline or debug)
+ * @param ptl          the lock helper family
+ * @param tables       table frames with their constructors and destructors
+ * @param pgtables     the populate protocol
+ * @param reclaimer    grace periods
+ * @param pages        order-0 frames, reclaiming under pressure
+ * @param handler      {@code handle_mm_fault}
+ * @param faults       the fault entry with its VMA-lock policy
+ * @param zap          zap and change_protection, and the gathers
+ * @param freePgtables free_pgtables
+ * @param ops          mmap, munmap, mprotect, madvise
+ */
+public record MmServices(PhysicalMemory memory, Mm mm, Entries entries, PtLocks ptLocks, PtlHelpers ptl,
+                         TableAlloc tables, PgtableAlloc pgtables, Reclaimer reclaimer, FrameSource pages,
+                         FaultHandler handler, FaultEntry faults, Zap zap, FreePgtables freePgtables, MapOps ops) {
+
+    /**
+     * Builds an empty address space on {@code memory}: allocates its PGD with
+     * {@code page_table_lock}, then wires the services.
+     *
+     * @throws dev.offmm.core.VmException ENOMEM if the PGD or its lock cannot be allocated
+     */
+    public static MmServices create(PhysicalMemory memory, VmConfig config) {
+        long id = Mm.nextId();
+        boolean splitPte = Mm.splitPte(config.effectiveLockMode());
+        boolean splitPmd = Mm.splitPmd(config.effectiveLockMode());
+        VmCounters counters = new VmCounters();
+        Entries entries = new Entries(memory.region());
+        PtLocks ptLocks = new PtLocks(memory.memMap(), memory.lockSlab(), config.debugLocks());
+        Reclaimer reclaimer = new Reclaimer();
+        FrameSource pages = new FrameSource(memory.frames(), reclaimer);
+        TableAlloc tables = new TableAlloc(entries, memory.memMap(), pages, ptLocks, memory.failPoints(), counters, id,
+                splitPte, splitPmd);
+        long pgd = tables.allocPgd();
+        Mm mm = new Mm(id, memory, config, pgd, ptLocks.ptlockPtr(pgd), counters);
+        PtlHelpers ptl = new PtlHelpers(ptLocks, entries, counters, splitPte, splitPmd, mm.pageTableLock());
+        PgtableAlloc pgtables = new PgtableAlloc(tables, ptl, entries, counters);
+        FaultHandler handler = new FaultHandler(mm, entries, pgtables, ptl, pages, memory.memMap());
+        FaultEntry faults = new FaultEntry(mm, handler);
+        Zap zap = new Zap(mm, entries, ptl, memory.memMap(), reclaimer, memory.frames(), tables);
+        FreePgtables freePgtables = new FreePgtables(mm, entries, ptl);
+        MapOps ops = new MapOps(mm, zap, freePgtables, handler);
+        return new MmServices(memory, mm, entries, ptLocks, ptl, tables, pgtables, reclaimer, pages, handler, faults,
+                zap, freePgtables, ops);
+    }
+}

@@ -1,0 +1,181 @@
+package dev.offmm.core.pgtable;
+
+import dev.offmm.core.VmException;
+import dev.offmm.core.mm.VmCounters;
+import dev.offmm.core.reclaim.FrameSource;
+import dev.offmm.offheap.frame.FrameAllocator;
+import dev.offmm.offheap.inject.FailPoints;
+import dev.offmm.offheap.inject.FailSite;
+import dev.offmm.offheap.lock.LockClass;
+import dev.offmm.offheap.lock.PtLocks;
+import dev.offmm.offheap.page.MemMap;
+
+/**
+ * Page-table frames of one address space: allocation, constructors and destructors
+ * ({@code pagetable_pte_ctor} / {@code pagetable_pmd_ctor} and their {@code _dtor}s), and the PGD
+ * with the {@code page_table_lock} in its ptl word.
+ *
+ * <p>A constructor allocates the table's split lock (in debug mode a lock record, which can fail),
+ * types the struct page and stamps the owner; a destructor undoes each step. {@link #freeTable}
+ * is the only way a table frame goes back, and it always runs the destructor: on a lost populate
+ * race, after an mmu_gather's grace period, and at teardown. No lock is taken or held here.
+ */
+public final class TableAlloc {
+    private final Entries entries;
+    private final MemMap map;
+    private final FrameSource source;
+    private final PtLocks ptLocks;
+    private final FailPoints failPoints;
+    private final VmCounters counters;
+    private final long owner;
+    private final boolean splitPte;
+    private final boolean splitPmd;
+
+    /**
+     * Tables owned by address space {@code owner}, from {@code source}; PTE / PMD tables carry
+     * their own lock when {@code splitPte} / {@code splitPmd}.
+     */
+    public TableAlloc(Entries entries, MemMap map, FrameSource source, PtLocks ptLocks, FailPoints failPoints,
+                      VmCounters counters, long owner, boolean splitPte, boolean splitPmd) {
+        this.entries = entries;
+        this.map = map;
+        this.source = source;
+        this.ptLocks = ptLocks;
+        this.failPoints = failPoints;
+        this.counters = counters;
+        this.owner = owner;
+        this.splitPte = splitPte;
+        this.splitPmd = splitPmd;
+    }
+
+    /**
+     * Allocates the PGD and constructs {@code page_table_lock} in its ptl word (the PGD frame's
+     * lock word is otherwise unused, so the mm lock lives there and every lock is a handle of the
+     * same kind).
+     *
+     * @throws VmException ENOMEM if the frame or the lock cannot be allocated
+     */
+    public long allocPgd() {
+        long pfn = failPoints.shouldFail(FailSite.PAGE_TABLE) ? FrameAllocator.NO_FRAME : source.alloc();
+        if (pfn == FrameAllocator.NO_FRAME) {
+            throw new VmException(VmException.Code.ENOMEM, "no frame for the PGD");
+        }
+        entries.zeroTable(pfn);
+        if (!ptLocks.ptlockInit(pfn, LockClass.PAGE_TABLE_LOCK)) {
+            source.free(pfn);
+            throw new VmException(VmException.Code.ENOMEM, "no lock for page_table_lock");
+        }
+        map.setOwnerPlain(pfn, owner);
+        map.setTypeRelease(pfn, MemMap.TYPE_PGD_TABLE);
+        counters.framesHeld.increment();
+        return pfn;
+    }
+
+    /** Destroys and frees the PGD; it must be empty and {@code page_table_lock} not held. */
+    public void freePgd(long pfn) {
+        if (!entries.tableEmpty(pfn)) {
+            throw new IllegalStateException("freeing a PGD that still has entries");
+        }
+        ptLocks.ptlockFree(pfn);
+        map.setTypeRelease(pfn, MemMap.TYPE_NONE);
+        source.free(pfn);
+        counters.framesHeld.decrement();
+    }
+
+    /**
+     * Allocates, zeroes and constructs a table of {@code level} ({@link Entries#PUD},
+     * {@link Entries#PMD} or {@link Entries#PTE}); no lock is held or taken. Returns
+     * {@link FrameAllocator#NO_FRAME} if the frame or the constructor failed, with nothing leaked.
+     */
+    public long allocTable(int level) {
+        if (failPoints.shouldFail(FailSite.PAGE_TABLE)) {
+            return FrameAllocator.NO_FRAME;
+        }
+        long pfn = source.alloc();
+        if (pfn == FrameAllocator.NO_FRAME) {
+            return FrameAllocator.NO_FRAME;
+        }
+        entries.zeroTable(pfn);
+        if (!ctor(pfn, level)) {
+            source.free(pfn);
+            return FrameAllocator.NO_FRAME;
+        }
+        counters.framesHeld.increment();
+        counters.tablesAllocated.increment();
+        return pfn;
+    }
+
+    /**
+     * Destroys (destructor: frees the split lock, clears the type) and frees a table of
+     * {@code level}. The table must be unlinked, empty, and unreachable by lockless walkers.
+     */
+    public void freeTable(long pfn, int level) {
+        dtor(pfn, level);
+        source.free(pfn);
+        counters.framesHeld.decrement();
+        counters.tablesFreed.increment();
+    }
+
+    private boolean ctor(long pfn, int level) {
+        switch (level) {
+            case Entries.PTE -> {
+                if (splitPte && !ptLocks.ptlockInit(pfn, LockClass.PTE)) {
+                    return false;
+                }
+                map.setTypeRelease(pfn, MemMap.TYPE_PTE_TABLE);
+                counters.pteTables.increment();
+            }
+            case Entries.PMD -> {
+                if (splitPmd && !ptLocks.ptlockInit(pfn, LockClass.PMD)) {
+                    return false;
+                }
+                // pmd_huge_pte: no PTE table deposited yet.
+                map.setPrivatePlain(pfn, 0);
+                map.setTypeRelease(pfn, MemMap.TYPE_PMD_TABLE);
+                counters.pmdTables.increment();
+            }
+            case Entries.PUD -> {
+                map.setTypeRelease(pfn, MemMap.TYPE_PUD_TABLE);
+                counters.pudTables.increment();
+            }
+            default -> throw badLevel(level);
+        }
+        map.setOwnerPlain(pfn, owner);
+        return true;
+    }
+
+    private void dtor(long pfn, int level) {
+        int expected = switch (level) {
+            case Entries.PTE -> MemMap.TYPE_PTE_TABLE;
+            case Entries.PMD -> MemMap.TYPE_PMD_TABLE;
+            case Entries.PUD -> MemMap.TYPE_PUD_TABLE;
+            default -> throw badLevel(level);
+        };
+        int type = map.typeAcquire(pfn);
+        if (type != expected || map.ownerPlain(pfn) != owner) {
+            throw new IllegalStateException("destructor for level " + level + " on pfn=" + pfn + " of type " + type
+                    + " owned by mm " + map.ownerPlain(pfn));
+        }
+        switch (level) {
+            case Entries.PTE -> {
+                if (splitPte) {
+                    ptLocks.ptlockFree(pfn);
+                }
+                counters.pteTables.decrement();
+            }
+            case Entries.PMD -> {
+                if (splitPmd) {
+                    ptLocks.ptlockFree(pfn);
+                }
+                counters.pmdTables.decrement();
+            }
+            default -> counters.pudTables.decrement();
+        }
+        map.setOwnerPlain(pfn, 0);
+        map.setTypeRelease(pfn, MemMap.TYPE_NONE);
+    }
+
+    private static IllegalArgumentException badLevel(int level) {
+        return new IllegalArgumentException("level=" + level + " (expected PUD, PMD or PTE)");
+    }
+}

@@ -1,0 +1,179 @@
+package dev.offmm.core.support;
+
+import dev.offmm.core.Prot;
+import dev.offmm.core.VmConfig;
+import dev.offmm.core.fault.FaultHandler;
+import dev.offmm.core.mm.VmCounters;
+import dev.offmm.core.ops.MmServices;
+import dev.offmm.core.pgtable.Entries;
+import dev.offmm.core.pgtable.PgtableAlloc;
+import dev.offmm.core.pgtable.PtlSlot;
+import dev.offmm.core.pgtable.Pte;
+import dev.offmm.core.unmap.MmuGather;
+import dev.offmm.core.vma.Vma;
+import dev.offmm.offheap.PhysicalMemory;
+import dev.offmm.offheap.lock.PtLocks;
+import dev.offmm.offheap.page.MemMap;
+
+/**
+ * One small address space with the PUD and PMD tables above {@link #VA} populated and the PMD
+ * entry of {@code VA} left empty, for races on that entry and on the PTE table below it (the
+ * jcstress tests of {@code __pte_alloc} and of two faults on one page). Its counters are its own,
+ * so they are exact for one test state. Not thread-safe except where a method says so; the
+ * methods the racing actors call ({@link #pteAlloc}, {@link #pmdValueAcquire},
+ * {@link #pteTableInitialised}, {@link Actor#writeFault}) are.
+ */
+public final class PageTableProbe implements AutoCloseable {
+    /** The address whose PMD entry the actors race on. */
+    public static final long VA = 0x4000_0000L;
+
+    private final MmServices s;
+    private final VmCounters counters;
+    private final Vma vma = new Vma(VA, VA + Entries.PMD_SIZE, Prot.READ | Prot.WRITE, 0);
+    private final long pmdEntry;
+    private final long baseLocks;
+
+    private PageTableProbe(MmServices s) {
+        this.s = s;
+        this.counters = s.mm().counters();
+        long pmdE = s.pgtables().pmdAlloc(s.mm().pgd(), VA);
+        if (pmdE < 0) {
+            close();
+            throw new IllegalStateException("no memory for the probe's tables");
+        }
+        this.pmdEntry = pmdE;
+        this.baseLocks = s.ptLocks().liveLocks();
+    }
+
+    /** A probe on {@code memory}: PGD, PUD and PMD tables, nothing below. */
+    public static PageTableProbe create(PhysicalMemory memory, VmConfig config) {
+        return new PageTableProbe(MmServices.create(memory, config));
+    }
+
+    /** {@code __pte_alloc} on the PMD entry of {@link #VA}: 0 on success. Thread-safe. */
+    public int pteAlloc() {
+        return s.pgtables().pteAlloc(pmdEntry) == PgtableAlloc.OK ? 0 : 1;
+    }
+
+    /** The PMD entry of {@link #VA}, as a lockless walker loads it (acquire). Thread-safe. */
+    public long pmdValueAcquire() {
+        return s.entries().getAcquire(pmdEntry);
+    }
+
+    /**
+     * Whether {@code pmdval} names a fully constructed, empty PTE table of this address space
+     * whose lock is initialised and free: type, owner, zeroed entries, and a lock that can be
+     * taken at once. Thread-safe.
+     *
+     * @throws IllegalStateException in debug mode, if the table's lock was never constructed
+     */
+    public boolean pteTableInitialised(long pmdval) {
+        if (!Pte.table(pmdval)) {
+            return false;
+        }
+        long table = Pte.pfn(pmdval);
+        MemMap map = s.memory().memMap();
+        if (map.typeAcquire(table) != MemMap.TYPE_PTE_TABLE || map.ownerPlain(table) != s.mm().id()
+                || !s.entries().tableEmpty(table)) {
+            return false;
+        }
+        PtLocks locks = s.ptLocks();
+        long ptl = locks.ptlockPtr(table);
+        if (!locks.tryLock(ptl)) {
+            return false;
+        }
+        locks.unlock(ptl);
+        return true;
+    }
+
+    /** One racing thread's handle: its own lock-helper slot. */
+    public final class Actor {
+        private final PtlSlot slot = new PtlSlot();
+
+        private Actor() {
+        }
+
+        /**
+         * A write fault at {@code VA + offset} under the VMA's read lock, as a fault would take
+         * it; returns the {@code FaultHandler} code (0 is OK).
+         */
+        public int writeFault(long offset) {
+            if (!vma.tryReadLock()) {
+                throw new IllegalStateException("the probe's VMA is write-locked");
+            }
+            try {
+                return s.handler().handleMmFault(vma, VA + offset, true, slot);
+            } finally {
+                vma.readUnlock();
+            }
+        }
+    }
+
+    /** A handle for one racing thread. */
+    public Actor actor() {
+        return new Actor();
+    }
+
+    /** The frame mapped at {@code VA + offset}, or -1 (acquire loads). */
+    public long mappedPfn(long offset) {
+        long pmdval = pmdValueAcquire();
+        if (!Pte.table(pmdval)) {
+            return -1;
+        }
+        long pte = s.entries().getAcquire(Entries.pteOffset(pmdval, VA + offset));
+        return Pte.ownsFrame(pte) ? Pte.pfn(pte) : -1;
+    }
+
+    /** The mapcount of frame {@code pfn}. */
+    public int mapcount(long pfn) {
+        return s.memory().memMap().mapcountVolatile(pfn);
+    }
+
+    /** Resident data pages. */
+    public long rssPages() {
+        return counters.rssPages.sum();
+    }
+
+    /** Write faults that installed a fresh page. */
+    public long anonFaults() {
+        return counters.faultAnon.sum();
+    }
+
+    /** PTE tables alive. */
+    public long pteTables() {
+        return counters.pteTables.sum();
+    }
+
+    /** Frames held: data pages and tables of every level, the PGD included. */
+    public long framesHeld() {
+        return counters.framesHeld.sum();
+    }
+
+    /** Populate races lost (a table built and destroyed because another was installed first). */
+    public long tableRacesLost() {
+        return counters.tableRacesLost.sum();
+    }
+
+    /** Live page-table locks of this space, beyond those of the PGD and the probe's own tables. */
+    public long extraLiveLocks() {
+        return s.ptLocks().liveLocks() - baseLocks;
+    }
+
+    /**
+     * Unmaps everything through the real path (zap, free_pgtables, a gather released at once, as
+     * no context is registered) and frees the PGD. Call once, when no actor runs.
+     */
+    @Override
+    public void close() {
+        MmuGather tlb = s.zap().gather();
+        s.zap().unmapRange(tlb, 0, Entries.USER_END);
+        s.freePgtables().freePgtables(tlb, 0, Entries.USER_END, 0, Entries.USER_END);
+        tlb.finish();
+        s.tables().freePgd(s.mm().pgd());
+    }
+
+    /** The fault handler's code for success. */
+    public static int ok() {
+        return FaultHandler.OK;
+    }
+}

@@ -1,0 +1,115 @@
+package dev.offmm.core.walk;
+
+import dev.offmm.core.pgtable.Entries;
+import dev.offmm.core.pgtable.PtlHelpers;
+import dev.offmm.core.pgtable.PtlSlot;
+import dev.offmm.core.pgtable.Pte;
+
+/**
+ * {@code walk_page_range}: visits the page tables of {@code [start, end)} level by level. The
+ * caller holds mmap_lock (read or write), so no table in the range is freed during the walk;
+ * upper-level entries are read with acquire loads, each once into a local, and PTEs under the
+ * PTE lock.
+ *
+ * <p>Internal: public for {@code AddressSpace}, which users call instead
+ * ({@code walkPageRange}, {@code ptdump}); its arguments are internal types.
+ */
+public final class PageWalker {
+    private final Entries entries;
+    private final PtlHelpers ptl;
+    private final MmWalkOps ops;
+    private final MmWalk walk = new MmWalk();
+    private final PtlSlot slot = new PtlSlot();
+
+    private PageWalker(Entries entries, PtlHelpers ptl, MmWalkOps ops, Object priv) {
+        this.entries = entries;
+        this.ptl = ptl;
+        this.ops = ops;
+        this.walk.priv = priv;
+    }
+
+    /**
+     * Walks {@code [start, end)} of the tables below {@code pgdPfn}; returns 0 or the first
+     * non-zero callback result. Caller holds mmap_lock.
+     */
+    @SuppressWarnings("exports") // internal types: only AddressSpace can obtain them
+    public static int walkPageRange(Entries entries, PtlHelpers ptl, long pgdPfn, long start, long end, MmWalkOps ops,
+                                    Object priv) {
+        return new PageWalker(entries, ptl, ops, priv).walkTable(pgdPfn, Entries.PGD, start, end);
+    }
+
+    private int walkTable(long table, int level, long start, long end) {
+        long addr = start;
+        while (addr < end) {
+            long next = Entries.addrEnd(addr, level, end);
+            long entryAddr = Entries.offset(table, addr, level);
+            long entry = entries.getAcquire(entryAddr);
+            if (Pte.none(entry)) {
+                int r = ops.pteHole(addr, next, level, walk);
+                if (r != 0) {
+                    return r;
+                }
+                addr = next;
+                continue;
+            }
+            walk.action = MmWalk.ACTION_SUBTREE;
+            int r = switch (level) {
+                case Entries.PGD -> ops.pgdEntry(entry, addr, next, walk);
+                case Entries.PUD -> ops.pudEntry(entry, addr, next, walk);
+                default -> ops.pmdEntry(entry, addr, next, walk);
+            };
+            if (r != 0) {
+                return r;
+            }
+            if (walk.action == MmWalk.ACTION_AGAIN) {
+                continue;
+            }
+            if (walk.action == MmWalk.ACTION_SUBTREE && Pte.table(entry)) {
+                r = level == Entries.PMD ? walkPteTable(entryAddr, addr, next)
+                        : walkTable(Pte.pfn(entry), level + 1, addr, next);
+                if (r != 0) {
+                    return r;
+                }
+            }
+            addr = next;
+        }
+        return 0;
+    }
+
+    private int walkPteTable(long pmdEntry, long start, long end) {
+        long pte = ptl.pteOffsetMapLock(pmdEntry, start, slot);
+        if (pte < 0) {
+            return ops.pteHole(start, end, Entries.PMD, walk);
+        }
+        long lock = slot.ptl;
+        try {
+            return walkPtes(pte, start, end);
+        } finally {
+            ptl.pteUnmapUnlock(pte, lock);
+        }
+    }
+
+    private int walkPtes(long pte, long start, long end) {
+        long addr = start;
+        while (addr < end) {
+            long next = addr + Entries.PAGE_SIZE;
+            long entry = entries.getPlain(pte);
+            int r;
+            if (Pte.none(entry)) {
+                r = ops.pteHole(addr, next, Entries.PTE, walk);
+            } else {
+                walk.action = MmWalk.ACTION_SUBTREE;
+                r = ops.pteEntry(entry, addr, next, walk);
+                if (r == 0 && walk.action == MmWalk.ACTION_AGAIN) {
+                    continue;
+                }
+            }
+            if (r != 0) {
+                return r;
+            }
+            addr = next;
+            pte += Long.BYTES;
+        }
+        return 0;
+    }
+}
