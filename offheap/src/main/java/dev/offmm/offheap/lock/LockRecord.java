@@ -37,8 +37,8 @@ final class LockRecord {
     static final int MAGIC_LIVE = 0x504c4f43;
     static final int MAGIC_FREE = 0x66726565;
 
-    static final VarHandle LONG = ValueLayout.JAVA_LONG.varHandle().withInvokeExactBehavior();
-    static final VarHandle INT = ValueLayout.JAVA_INT.varHandle().withInvokeExactBehavior();
+    private static final VarHandle LONG = ValueLayout.JAVA_LONG.varHandle().withInvokeExactBehavior();
+    private static final VarHandle INT = ValueLayout.JAVA_INT.varHandle().withInvokeExactBehavior();
 
     private LockRecord() {
     }
@@ -58,6 +58,14 @@ final class LockRecord {
     /** Opaque store for statistics that other threads read racily. */
     static void setOpaque(MemorySegment s, long rec, long field, long v) {
         LONG.setOpaque(s, rec + field, v);
+    }
+
+    static void setIntPlain(MemorySegment s, long rec, long field, int v) {
+        INT.set(s, rec + field, v);
+    }
+
+    static int intOpaque(MemorySegment s, long rec, long field) {
+        return (int) INT.getOpaque(s, rec + field);
     }
 
     static int intAcquire(MemorySegment s, long rec, long field) {

@@ -68,7 +68,7 @@ public final class LockSlab {
             LockRecord.setPlain(region, rec, LockRecord.CONTENTIONS, 0);
             LockRecord.setPlain(region, rec, LockRecord.MAX_HOLD, 0);
             LockRecord.setPlain(region, rec, LockRecord.LOCKED_AT, 0);
-            LockRecord.INT.set(region, rec + LockRecord.CLASS, cls.ordinal());
+            LockRecord.setIntPlain(region, rec, LockRecord.CLASS, cls.ordinal());
             // Release: the record is fully initialised before it is marked live; the ptl word
             // that publishes it is itself stored with release (PtLocks.ptlockInit).
             LockRecord.setIntRelease(region, rec, LockRecord.MAGIC, LockRecord.MAGIC_LIVE);
@@ -189,7 +189,7 @@ public final class LockSlab {
     /** Statistics of one lock (racy snapshot). */
     public LockInfo info(long rec) {
         checkLive(rec);
-        return new LockInfo(LockClass.of((int) LockRecord.INT.getOpaque(region, rec + LockRecord.CLASS)),
+        return new LockInfo(LockClass.of(LockRecord.intOpaque(region, rec, LockRecord.CLASS)),
                 holder(rec),
                 LockRecord.getOpaque(region, rec, LockRecord.ACQUISITIONS),
                 LockRecord.getOpaque(region, rec, LockRecord.CONTENTIONS),
@@ -236,7 +236,7 @@ public final class LockSlab {
     }
 
     private String describe(long rec) {
-        return LockClass.of((int) LockRecord.INT.getOpaque(region, rec + LockRecord.CLASS))
+        return LockClass.of(LockRecord.intOpaque(region, rec, LockRecord.CLASS))
                 + " lock 0x" + Long.toHexString(rec);
     }
 
