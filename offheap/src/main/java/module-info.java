@@ -8,4 +8,5 @@ module dev.offmm.offheap {
     exports dev.offmm.offheap.lock;
     exports dev.offmm.offheap.inject;
     exports dev.offmm.offheap.page;
+    exports dev.offmm.offheap.host;
 }

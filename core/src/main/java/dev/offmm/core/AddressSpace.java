@@ -5,6 +5,7 @@ import dev.offmm.core.mm.Mm;
 import dev.offmm.core.ops.MapOps;
 import dev.offmm.core.ops.MmServices;
 import dev.offmm.core.pgtable.Entries;
+import dev.offmm.core.reclaim.Reclaimer;
 import dev.offmm.core.vma.Vma;
 import dev.offmm.core.walk.MmWalkOps;
 import dev.offmm.core.walk.PageWalker;
@@ -27,9 +28,8 @@ import java.util.function.Supplier;
  *
  * <p>The casual accesses here ({@link #getLong}, {@link #write}, {@link #pin}, ...) take the
  * same path as an {@link Mmu}'s, through a per-thread context of this space (the thread's
- * attached {@code Mmu}, if it has one) that goes offline again when the call returns, so a
- * casual call never holds reclamation back afterwards. An {@code Mmu} is faster: it keeps its
- * translations between calls.
+ * attached {@code Mmu}, if it has one). An {@code Mmu} is faster: it saves the thread-local
+ * lookup of that context on every call.
  *
  * <p>Addresses are user virtual addresses in {@code [0, 2^47)}; lengths are rounded up to 4 KiB.
  * Errors follow Linux: {@link IllegalArgumentException} for EINVAL, {@link VmException} with
@@ -53,6 +53,8 @@ public final class AddressSpace implements AutoCloseable {
     private final ThreadLocal<Mmu> attached = new ThreadLocal<>();
     /** The context of the calling thread's casual accesses when it has none attached. */
     private final ThreadLocal<Mmu> casual = ThreadLocal.withInitial(this::newContext);
+    /** Serialises close(): a second caller returns only once the first has finished. */
+    private final Object closeLock = new Object();
 
     private AddressSpace(MmServices services) {
         this.services = services;
@@ -74,14 +76,7 @@ public final class AddressSpace implements AutoCloseable {
         if (memory.isClosed()) {
             throw new IllegalStateException("physical memory is closed");
         }
-        AddressSpace as = new AddressSpace(MmServices.create(memory, config));
-        try {
-            memory.register(as);
-        } catch (IllegalStateException e) {
-            as.services.tables().freePgd(as.mm.pgd());
-            throw e;
-        }
-        return as;
+        return memory.open(() -> new AddressSpace(MmServices.create(memory, config)));
     }
 
     /**
@@ -144,42 +139,27 @@ public final class AddressSpace implements AutoCloseable {
      * @throws FaultException MAPERR (nothing mapped), ACCERR (protection), OOM (no memory)
      */
     public void fault(long address, boolean write) {
-        int r = context().faultOffline(address, write);
+        int r = context().faultOnly(address, write);
         if (r != FaultHandler.OK) {
             throw new FaultException(kindOf(r), address, write);
         }
     }
 
-    // ---- casual accesses: the Mmu path through this thread's context, which goes offline after
+    // ---- casual accesses: the Mmu path, through this thread's context
 
     /** Reads the byte at {@code va}, faulting it in if needed. */
     public byte getByte(long va) {
-        Mmu c = context();
-        try {
-            return c.getByte(va);
-        } finally {
-            c.offline();
-        }
+        return context().getByte(va);
     }
 
     /** Writes the byte at {@code va}, faulting it in (and copying a zero page) if needed. */
     public void putByte(long va, byte value) {
-        Mmu c = context();
-        try {
-            c.putByte(va, value);
-        } finally {
-            c.offline();
-        }
+        context().putByte(va, value);
     }
 
     /** Reads the long at {@code va} (little-endian; any alignment, page crossings included). */
     public long getLong(long va) {
-        Mmu c = context();
-        try {
-            return c.getLong(va);
-        } finally {
-            c.offline();
-        }
+        return context().getLong(va);
     }
 
     /**
@@ -187,42 +167,22 @@ public final class AddressSpace implements AutoCloseable {
      * page it cannot write writes nothing.
      */
     public void putLong(long va, long value) {
-        Mmu c = context();
-        try {
-            c.putLong(va, value);
-        } finally {
-            c.offline();
-        }
+        context().putLong(va, value);
     }
 
     /** Copies {@code len} bytes at {@code va} into {@code dst[off ..]}; see {@link Mmu#read(long, byte[], int, int)}. */
     public void read(long va, byte[] dst, int off, int len) {
-        Mmu c = context();
-        try {
-            c.read(va, dst, off, len);
-        } finally {
-            c.offline();
-        }
+        context().read(va, dst, off, len);
     }
 
     /** Copies {@code src[off .. off+len)} to {@code va}; see {@link Mmu#write(long, byte[], int, int)}. */
     public void write(long va, byte[] src, int off, int len) {
-        Mmu c = context();
-        try {
-            c.write(va, src, off, len);
-        } finally {
-            c.offline();
-        }
+        context().write(va, src, off, len);
     }
 
     /** Pins the page at {@code va}; see {@link Mmu#pin}. */
     public PinnedPage pin(long va, boolean write) {
-        Mmu c = context();
-        try {
-            return c.pin(va, write);
-        } finally {
-            c.offline();
-        }
+        return context().pin(va, write);
     }
 
     /**
@@ -235,32 +195,32 @@ public final class AddressSpace implements AutoCloseable {
             throw new IllegalStateException("thread " + Thread.currentThread().getName()
                     + " is already attached to this address space (one Mmu per thread)");
         }
-        Mmu mmu = new Mmu(mm, services.entries(), services.faults(), services.reclaimer(), attached);
+        Mmu mmu = new Mmu(mm, services.memory().region(), services.entries(), services.faults(), services.reclaimer(),
+                attached);
         attached.set(mmu);
         return mmu;
     }
 
     private Mmu newContext() {
-        return new Mmu(mm, services.entries(), services.faults(), services.reclaimer(), null);
+        return new Mmu(mm, services.memory().region(), services.entries(), services.faults(), services.reclaimer(), null);
     }
 
     /** The calling thread's context for a casual call: its attached Mmu, or its casual one. */
     private Mmu context() {
         Mmu mmu = attached.get();
-        return mmu != null ? mmu : casual.get();
+        if (mmu != null) {
+            return mmu;
+        }
+        ensureOpen();
+        return casual.get();
     }
 
     /**
-     * An mmap/munmap/mprotect/madvise call uses no translation and may block (on mmap_lock, on a
-     * VMA's readers, on a grace period): take the caller's context offline so that it does not
-     * hold back a grace period that another thread, itself blocking this call, waits for.
+     * An mmap/munmap/mprotect/madvise call runs outside any access, so it holds no grace period
+     * back while it blocks (on mmap_lock, a VMA's readers or a grace period).
      */
     private void enterCall() {
         ensureOpen();
-        Mmu mmu = attached.get();
-        if (mmu != null) {
-            mmu.offline();
-        }
     }
 
     static FaultException.Kind kindOf(int code) {
@@ -346,40 +306,57 @@ public final class AddressSpace implements AutoCloseable {
     }
 
     /**
-     * Unmaps everything, waits (up to 10 s) for pending frees, frees the PGD, unregisters from the
-     * memory and verifies the kernel's {@code check_mm} invariants: no resident page, no
-     * page-table byte, every frame and every lock of this address space returned. Idempotent.
+     * Unmaps everything, waits for the accesses still in progress on other threads to end (at most
+     * 10 s; a context that is not inside an access is not waited for), frees the PGD, unregisters
+     * from the memory and verifies the kernel's {@code check_mm} invariants: no resident page, no
+     * page-table byte, every frame and every lock of this address space returned. Idempotent; a
+     * second caller waits for the first to finish.
+     *
+     * <p>Pages pinned and still open keep only their frames alive: each frame goes back when its
+     * pin closes, and {@link PhysicalMemory#close()} reports frames still in use.
      *
      * @throws IllegalStateException if an invariant does not hold (a leak), naming what leaked
      */
     @Override
     public void close() {
-        // Like munmap, close uses no translation: the caller's own context must not hold back the
-        // grace period that close waits for below.
-        Mmu own = attached.get();
-        if (own != null) {
-            own.offline();
-        }
-        Lock w = mm.vmas().mmapLock().writeLock();
-        w.lock();
-        try {
-            if (mm.isClosed()) {
-                return;
+        synchronized (closeLock) {
+            long gen;
+            // Like munmap, close runs outside any access: it waits below only for accesses in
+            // progress on other threads.
+            Lock w = mm.vmas().mmapLock().writeLock();
+            w.lock();
+            try {
+                if (mm.isClosed()) {
+                    return;
+                }
+                mm.markClosed();
+                ops.unmapAll();
+                // Every context's next access sees the new generation, and with it 'closed'.
+                gen = mm.flushTlb();
+            } finally {
+                w.unlock();
             }
-            mm.markClosed();
-            ops.unmapAll();
-            // Even with nothing mapped, every context must pass through its generation check
-            // (which sees 'closed' and goes idle) before the PGD is freed under a lockless walk.
-            mm.flushTlb();
-        } finally {
-            w.unlock();
+            try {
+                // An access that began before the bump may still walk from the PGD: free it after.
+                services.reclaimer().retire(gen, new PgdBatch());
+                boolean quiet = services.reclaimer().awaitQuiescent(TimeUnit.SECONDS.toNanos(10));
+                CheckMm.verify(mm.counters(), services, quiet);
+            } finally {
+                services.memory().unregister(this);
+            }
         }
-        try {
-            boolean quiet = services.reclaimer().awaitQuiescent(TimeUnit.SECONDS.toNanos(10));
+    }
+
+    /** The PGD, retired by {@link #close()} like any table an unmap frees. */
+    private final class PgdBatch implements Reclaimer.Batch {
+        @Override
+        public int frames() {
+            return 1;
+        }
+
+        @Override
+        public void release() {
             services.tables().freePgd(mm.pgd());
-            CheckMm.verify(mm.counters(), services, quiet);
-        } finally {
-            services.memory().unregister(this);
         }
     }
 

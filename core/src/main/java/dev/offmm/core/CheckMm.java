@@ -54,7 +54,9 @@ final class CheckMm {
     static void verify(VmCounters c, MmServices services, boolean quiet) {
         List<String> bad = new ArrayList<>();
         if (!quiet) {
-            bad.add(services.reclaimer().pendingFrames() + " frames still waiting for a grace period");
+            List<String> holders = services.reclaimer().holders();
+            bad.add(services.reclaimer().pendingFrames() + " frames still waiting for a grace period"
+                    + (holders.isEmpty() ? "" : ", held by an access in progress on thread " + String.join(", ", holders)));
         }
         if (c.rssPages.sum() != 0) {
             bad.add("rss=" + c.rssPages.sum() + " pages");

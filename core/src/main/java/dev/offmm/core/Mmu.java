@@ -24,21 +24,19 @@ import java.util.Objects;
  * crosses a page boundary translates both pages first: it happens whole or not at all.
  *
  * <h2>Shootdown and grace periods</h2>
- * Every access first compares the address space's TLB generation with the one this context last
- * saw; if it moved (munmap, mprotect, DONTNEED, COW), the TLB is flushed and the new generation
- * published in this context's {@link EpochSlot}. Frames and tables an unmap freed are reused only
- * once every context has published a generation at least as new as the unmap's, or is idle. So
- * a stale translation is only ever used by an access that was already running when the unmap
- * happened, and the frame it touches is not handed to anyone else meanwhile: a value written
- * after its page was unmapped can never appear in a live mapping.
+ * Every access publishes, in this context's {@link EpochSlot}, the TLB generation its
+ * translations are valid for, then compares it with the address space's; if that moved (munmap,
+ * mprotect, DONTNEED, COW), the TLB is flushed first. When the access ends, the context publishes
+ * that it is in none. Frames and tables an unmap freed are reused only once no access that began
+ * before the unmap is still running. So a stale translation is only ever used by an access that
+ * was already running when the unmap happened, and the frame it touches is not handed to anyone
+ * else meanwhile: a value written after its page was unmapped can never appear in a live mapping.
  *
- * <h2>Idle</h2>
- * A context is <em>idle</em> after {@link #idle()} until its next access, after {@link #close()},
- * and once its thread has terminated. An idle context never holds reclamation back. A context
- * that is attached but not accessing is <em>not</em> idle (it may hold a translation from before
- * an unmap): call {@link #idle()} before blocking or parking for long, as with userspace RCU's
- * {@code rcu_thread_offline}. Under memory pressure the allocator waits a bounded time for
- * contexts to move on before it reports OOM.
+ * <h2>Nothing to remember</h2>
+ * Between accesses a context holds nothing back, whatever its thread does: park, block, compute
+ * or die. Only an access in progress (a single load or store, or one bulk copy) delays the
+ * freeing of what an unmap cleared. {@link #idle()} is a hint that drops the cached translations;
+ * no thread has to call it. {@link #close()} lets the context's slot serve another.
  *
  * <h2>Memory ordering</h2>
  * Plain accesses ({@code get*}/{@code put*}) are plain loads and stores of the frame.
@@ -58,16 +56,18 @@ public final class Mmu extends TlbContext implements AutoCloseable {
      * The attachment this context is registered in ({@link AddressSpace#attach()}), or null for a
      * casual context. Nothing else here may reach the {@code AddressSpace} or its thread-locals:
      * a context is a thread-local value, and a value that referenced its own key would keep it
-     * (and the whole address space) alive for as long as the thread lives.
+     * (and the whole address space) alive for as long as the thread lives. An attached context
+     * does reference its key, which {@link #close()} removes.
      */
     private final ThreadLocal<Mmu> attachment;
     private final MemorySegment region;
     private final BulkCopy bulk;
 
-    Mmu(Mm mm, Entries entries, FaultEntry faults, Reclaimer reclaimer, ThreadLocal<Mmu> attachment) {
+    Mmu(Mm mm, MemorySegment region, Entries entries, FaultEntry faults, Reclaimer reclaimer,
+        ThreadLocal<Mmu> attachment) {
         super(mm, entries, faults, reclaimer);
         this.attachment = attachment;
-        this.region = mm.memory().region();
+        this.region = region;
         this.bulk = new BulkCopy(this, region);
     }
 
@@ -75,12 +75,20 @@ public final class Mmu extends TlbContext implements AutoCloseable {
 
     /** Reads the byte at {@code va}. */
     public byte getByte(long va) {
-        return FrameBytes.getBytePlain(region, translate(va, false));
+        try {
+            return FrameBytes.getBytePlain(region, translate(va, false));
+        } finally {
+            exit();
+        }
     }
 
     /** Writes the byte at {@code va}. */
     public void putByte(long va, byte value) {
-        FrameBytes.setBytePlain(region, translate(va, true), value);
+        try {
+            FrameBytes.setBytePlain(region, translate(va, true), value);
+        } finally {
+            exit();
+        }
     }
 
     /** Reads the int at {@code va} (little-endian, any alignment). */
@@ -88,7 +96,11 @@ public final class Mmu extends TlbContext implements AutoCloseable {
         if ((va & PAGE_MASK) > PAGE_MASK - (Integer.BYTES - 1)) {
             return (int) bulk.crossPageGet(va, Integer.BYTES);
         }
-        return FrameBytes.getIntPlain(region, translate(va, false));
+        try {
+            return FrameBytes.getIntPlain(region, translate(va, false));
+        } finally {
+            exit();
+        }
     }
 
     /** Writes the int at {@code va} (little-endian, any alignment). */
@@ -97,7 +109,11 @@ public final class Mmu extends TlbContext implements AutoCloseable {
             bulk.crossPagePut(va, value, Integer.BYTES);
             return;
         }
-        FrameBytes.setIntPlain(region, translate(va, true), value);
+        try {
+            FrameBytes.setIntPlain(region, translate(va, true), value);
+        } finally {
+            exit();
+        }
     }
 
     /** Reads the long at {@code va} (little-endian, any alignment). */
@@ -105,7 +121,11 @@ public final class Mmu extends TlbContext implements AutoCloseable {
         if ((va & PAGE_MASK) > PAGE_MASK - (Long.BYTES - 1)) {
             return bulk.crossPageGet(va, Long.BYTES);
         }
-        return FrameBytes.getLongPlain(region, translate(va, false));
+        try {
+            return FrameBytes.getLongPlain(region, translate(va, false));
+        } finally {
+            exit();
+        }
     }
 
     /** Writes the long at {@code va} (little-endian, any alignment). */
@@ -114,27 +134,47 @@ public final class Mmu extends TlbContext implements AutoCloseable {
             bulk.crossPagePut(va, value, Long.BYTES);
             return;
         }
-        FrameBytes.setLongPlain(region, translate(va, true), value);
+        try {
+            FrameBytes.setLongPlain(region, translate(va, true), value);
+        } finally {
+            exit();
+        }
     }
 
     /** Load-acquire of the 8-aligned long at {@code va}; pairs with {@link #putLongRelease}. */
     public long getLongAcquire(long va) {
-        return FrameBytes.getLongAcquire(region, translate(FrameBytes.aligned8(va), false));
+        try {
+            return FrameBytes.getLongAcquire(region, translate(FrameBytes.aligned8(va), false));
+        } finally {
+            exit();
+        }
     }
 
     /** Store-release of the 8-aligned long at {@code va}; pairs with {@link #getLongAcquire}. */
     public void putLongRelease(long va, long value) {
-        FrameBytes.setLongRelease(region, translate(FrameBytes.aligned8(va), true), value);
+        try {
+            FrameBytes.setLongRelease(region, translate(FrameBytes.aligned8(va), true), value);
+        } finally {
+            exit();
+        }
     }
 
     /** Volatile compare-and-set of the 8-aligned long at {@code va}. */
     public boolean compareAndSetLong(long va, long expected, long value) {
-        return FrameBytes.casLong(region, translate(FrameBytes.aligned8(va), true), expected, value);
+        try {
+            return FrameBytes.casLong(region, translate(FrameBytes.aligned8(va), true), expected, value);
+        } finally {
+            exit();
+        }
     }
 
     /** Volatile get-and-add of the 8-aligned long at {@code va}; returns the old value. */
     public long getAndAddLong(long va, long delta) {
-        return FrameBytes.getAndAddLong(region, translate(FrameBytes.aligned8(va), true), delta);
+        try {
+            return FrameBytes.getAndAddLong(region, translate(FrameBytes.aligned8(va), true), delta);
+        } finally {
+            exit();
+        }
     }
 
     // ---- bulk accesses: if one faults, it has copied every byte before the first page it could
@@ -170,6 +210,14 @@ public final class Mmu extends TlbContext implements AutoCloseable {
         bulk.copy(va, src, 0, src.byteSize(), true);
     }
 
+    /**
+     * For tests in this package: {@code hook} runs inside every bulk copy's access, after its
+     * first page is translated and before its bytes move, to hold an access open on purpose.
+     */
+    void afterFirstBulkTranslationForTesting(Runnable hook) {
+        bulk.afterFirstTranslationForTesting(hook);
+    }
+
     // ---- pinning
 
     /**
@@ -179,22 +227,25 @@ public final class Mmu extends TlbContext implements AutoCloseable {
      * A read pin of a page never written is the shared zero page, read-only.
      */
     public PinnedPage pin(long va, boolean write) {
-        // The translation is safe to use until this context publishes a newer generation: the
-        // frame cannot be released before that, so the mapping's reference is still held.
-        return PinnedPage.pin(mm.memory(), va & -Entries.PAGE_SIZE, translate(va, write) >>> Entries.PAGE_SHIFT);
+        // Inside the access the frame cannot be released, so the mapping's reference is still
+        // held while the pin takes its own.
+        try {
+            return PinnedPage.pin(mm.memory(), va & -Entries.PAGE_SIZE, translate(va, write) >>> Entries.PAGE_SHIFT);
+        } finally {
+            exit();
+        }
     }
 
     // ---- lifecycle
 
     /**
-     * Goes idle: drops every translation and stops holding reclamation back until the next
-     * access (which catches up by itself). Call it before blocking for long.
+     * A hint: drops every cached translation (the next accesses walk the tables again). A
+     * context holds nothing back between accesses anyway, so nobody needs to call this; it
+     * costs a TLB flush.
      */
     public void idle() {
         checkThread();
         dropTranslations();
-        // Going offline may end a grace period: release what it held back.
-        reclaimer.poll();
     }
 
     /** TLB flushes so far (shootdowns seen, plus idles). */
@@ -213,7 +264,6 @@ public final class Mmu extends TlbContext implements AutoCloseable {
         checkThread();
         if (!isClosedContext()) {
             markClosed();
-            reclaimer.unregister(slot);
             if (attachment != null && attachment.get() == this) {
                 attachment.remove();
             }

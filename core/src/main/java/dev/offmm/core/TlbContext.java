@@ -9,13 +9,24 @@ import dev.offmm.core.pgtable.Pte;
 import dev.offmm.core.reclaim.EpochSlot;
 import dev.offmm.core.reclaim.Reclaimer;
 
+import java.lang.invoke.VarHandle;
 import java.util.Arrays;
 
 /**
  * The translating half of an {@link Mmu}: the software TLB, the lockless walk, the fault entry
- * and the context's place in the grace-period protocol (see {@link Mmu} for the protocol). The
- * state lives in the fields of the {@code Mmu} object itself, so a TLB hit loads the tag array
- * straight from the context. Confined to the owner thread.
+ * and the context's place in the grace-period protocol. The state lives in the fields of the
+ * {@code Mmu} object itself, so a TLB hit loads the tag array straight from the context.
+ * Confined to the owner thread.
+ *
+ * <h2>The access window</h2>
+ * {@link #translate} enters an access: it publishes the generation its TLB is valid for in its
+ * {@link EpochSlot} (an opaque store), then loads the address space's generation (acquire); if
+ * that moved, the TLB is flushed first. The caller touches the frame and then {@link #exit()}s
+ * (a release store of IDLE). Between accesses the context holds nothing back; frames and tables
+ * unmapped meanwhile may be freed, and the next access's generation check drops every
+ * translation that could name them. A fault runs outside the window (its allocation may wait for
+ * a grace period) and re-enters after. The updater's side, and why the store and the load stay
+ * ordered, is in {@link EpochSlot#enterOpaque} and {@link Reclaimer}.
  */
 abstract sealed class TlbContext permits Mmu {
     /** 4 KiB TLB entries. */
@@ -28,10 +39,10 @@ abstract sealed class TlbContext permits Mmu {
     /** TLB data bit: the translation allows writes. */
     private static final long TLB_WRITE = 1;
     private static final long NO_GEN = Long.MIN_VALUE;
+    private static final boolean FENCE = Reclaimer.READERS_FENCE;
 
     final Mm mm;
     final Reclaimer reclaimer;
-    final EpochSlot slot;
     private final Entries entries;
     private final FaultEntry faults;
     private final Thread owner;
@@ -41,9 +52,10 @@ abstract sealed class TlbContext permits Mmu {
     private final long[] writeTags = new long[TLB_ENTRIES];
     private final long[] frames = new long[TLB_ENTRIES];
     private final long[] hugeTlb = new long[HUGE_TLB_ENTRIES * 2];
+    /** This context's slot in the reclaimer; a detached one once the context is closed. */
+    private EpochSlot slot;
+    /** The generation the TLB is valid for, or NO_GEN: the next access flushes it. */
     private long seenGen = NO_GEN;
-    /** The generation the TLB was valid for when the context went offline, or NO_GEN. */
-    private long offlineGen = NO_GEN;
     private long flushes;
     private long misses;
     /** Set by {@link #markClosed()}; every later access fails. */
@@ -64,13 +76,17 @@ abstract sealed class TlbContext permits Mmu {
     }
 
     /**
-     * The physical offset of {@code va} for a read or a write. The hot path: a generation check
-     * and a tag compare, no allocation.
+     * Enters an access (or stays in it) and returns the physical offset of {@code va} for a read
+     * or a write. The hot path: a store, a generation check and a tag compare, no allocation.
+     * Whatever it returns or throws, the caller ends the access with {@link #exit()}.
+     *
+     * @throws WrongThreadException from another thread than the owner, which it leaves untouched
      */
     final long translate(long va, boolean write) {
-        if (Thread.currentThread() != owner || mm.tlbGenAcquire() != seenGen) {
-            syncSlowPath();
+        if (Thread.currentThread() != owner) {
+            throw wrongThread();
         }
+        enter();
         long vpn = va >>> Entries.PAGE_SHIFT;
         int i = (int) vpn & (TLB_ENTRIES - 1);
         // A write hits only a writable translation: the write tag is set for those alone, so the
@@ -81,18 +97,45 @@ abstract sealed class TlbContext permits Mmu {
         return translateSlowPath(va, write);
     }
 
-    private void syncSlowPath() {
-        checkThread();
+    /**
+     * Publishes the access, then checks the generation: the opaque store and the acquire load
+     * stay in program order (see {@link EpochSlot#enterOpaque}); {@code membarrier} on the
+     * updater's side, or the fence here where there is none, orders them for the processor.
+     */
+    private void enter() {
+        slot.enterOpaque(seenGen);
+        if (FENCE) {
+            VarHandle.fullFence();
+        }
+        if (mm.tlbGenAcquire() != seenGen) {
+            resync();
+        }
+    }
+
+    /** Ends the access: a release store of IDLE, after every load and store of it. Owner only. */
+    final void exit() {
+        if (Thread.currentThread() == owner) {
+            slot.exitRelease();
+        }
+    }
+
+    /**
+     * The generation moved (or this context is new, idle or closed): drop every translation and
+     * publish the new generation. Raising the published value needs no further barrier: the
+     * value published first, at most this one, already covered the check.
+     */
+    private void resync() {
         if (closed) {
             throw new IllegalStateException("this Mmu is closed");
         }
         if (mm.isClosed()) {
-            slot.idleRelease();
+            slot.exitRelease();
             throw new IllegalStateException("address space is closed");
         }
-        // Publish the generation, then re-read it: the volatile store orders before the load, so
-        // either the unmapper's scan sees our publication or we see its bump (Dekker pairing).
-        online();
+        long gen = mm.tlbGenAcquire();
+        flushTlb();
+        seenGen = gen;
+        slot.enterOpaque(gen);
     }
 
     final void flushTlb() {
@@ -117,7 +160,7 @@ abstract sealed class TlbContext permits Mmu {
             if (pa >= 0) {
                 return pa;
             }
-            int r = faultOnline(va, write);
+            int r = faultOutside(va, write);
             if (r != FaultHandler.OK) {
                 throw new FaultException(AddressSpace.kindOf(r), va, write);
             }
@@ -125,64 +168,35 @@ abstract sealed class TlbContext permits Mmu {
     }
 
     /**
-     * Runs the fault entry with this context offline, then brings it back online: it uses no
-     * translation meanwhile, so it
-     * must not hold back the grace period that an allocation under memory pressure may be
-     * waiting for (its own unmaps included). Back online, the TLB is flushed only if the
-     * generation moved; if it did not, nothing was freed and every cached translation is valid.
+     * Runs the fault entry outside the access window, then enters again (checking the
+     * generation): the fault uses no translation, and its allocation may wait for a grace period
+     * that this context must not hold back. Translations taken before it stay usable only if the
+     * generation did not move, which {@link BulkCopy} checks.
      */
-    private int faultOnline(long va, boolean write) {
-        offline();
+    private int faultOutside(long va, boolean write) {
+        slot.exitRelease();
         int r;
         try {
             r = faults.fault(va, write, ptlSlot);
         } finally {
-            online();
+            enter();
         }
         return r;
     }
 
-    /**
-     * For {@link AddressSpace#fault}: resolves a fault without translating, and leaves this
-     * context offline.
-     */
-    final int faultOffline(long va, boolean write) {
-        checkThread();
-        offline();
+    /** For {@link AddressSpace#fault}: resolves a fault without translating, outside any access. */
+    final int faultOnly(long va, boolean write) {
+        if (Thread.currentThread() != owner) {
+            throw wrongThread();
+        }
         return faults.fault(va, write, ptlSlot);
-    }
-
-    /**
-     * Stops holding reclamation back until the next access; keeps the TLB, which
-     * {@link #online()} flushes only if the generation moved meanwhile.
-     */
-    final void offline() {
-        if (seenGen != NO_GEN) {
-            offlineGen = seenGen;
-            seenGen = NO_GEN;
-        }
-        slot.idleRelease();
-    }
-
-    /** Back online after {@link #offline()}: publishes the current generation. */
-    private void online() {
-        long gen;
-        do {
-            gen = mm.tlbGenAcquire();
-            slot.observeVolatile(gen);
-        } while (mm.tlbGenAcquire() != gen);
-        if (gen != offlineGen) {
-            flushTlb();
-        }
-        offlineGen = NO_GEN;
-        seenGen = gen;
     }
 
     /**
      * The lockless hardware-style walk: acquire loads, each entry read once. Installs and returns
      * the translation, or -1 if an entry is missing or does not allow the access. Safe without
-     * locks because this context's published generation holds back the freeing of any table it
-     * can reach.
+     * locks because it runs inside an access, whose published generation holds back the freeing
+     * of any table it can reach.
      */
     private long walk(long va, boolean write) {
         long pmdE = entries.lookupPmd(mm.pgd(), va);
@@ -215,12 +229,10 @@ abstract sealed class TlbContext permits Mmu {
         return Entries.physical(Pte.pfn(pte), va & PAGE_MASK);
     }
 
-    /** Drops every translation and goes offline, like {@link #offline()} without keeping the TLB. */
+    /** Drops every translation: the next access starts with an empty TLB. */
     final void dropTranslations() {
         flushTlb();
         seenGen = NO_GEN;
-        offlineGen = NO_GEN;
-        slot.idleRelease();
     }
 
     /** Whether {@link #markClosed()} ran. */
@@ -228,11 +240,17 @@ abstract sealed class TlbContext permits Mmu {
         return closed;
     }
 
-    /** Closes the context: drops every translation; every later access fails. */
+    /**
+     * Closes the context: drops every translation and leaves the reclaimer, whose slot may then
+     * serve another context; every later access fails.
+     */
     final void markClosed() {
         closed = true;
         flushTlb();
         seenGen = NO_GEN;
+        EpochSlot old = slot;
+        slot = EpochSlot.detached();
+        reclaimer.unregister(old);
     }
 
     /** TLB flushes so far. */
@@ -247,7 +265,11 @@ abstract sealed class TlbContext permits Mmu {
 
     final void checkThread() {
         if (Thread.currentThread() != owner) {
-            throw new WrongThreadException("Mmu of thread " + owner.getName() + " used by " + Thread.currentThread().getName());
+            throw wrongThread();
         }
+    }
+
+    private WrongThreadException wrongThread() {
+        return new WrongThreadException("Mmu of thread " + owner.getName() + " used by " + Thread.currentThread().getName());
     }
 }

@@ -29,7 +29,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * The layering of core and offheap, read from the compiled classes (ArchUnit): every import
  * points down the layer order written in {@code dev.offmm.core}'s package-info (and
- * {@code dev.offmm.offheap}'s), no package cycle, raw VarHandle calls only in the layout classes,
+ * {@code dev.offmm.offheap}'s), no package cycle, raw VarHandle accesses (fences aside) only in the layout classes,
  * no class in core's main code over 400 lines. A planted upward import shows that the check fails.
  */
 class LayeringTest {
@@ -37,7 +37,7 @@ class LayeringTest {
     static final List<String> CORE_LAYERS = List.of("reclaim", "vma", "mm", "pgtable", "walk", "unmap", "fault", "ops",
             "", "support");
     /** Offheap's layers, bottom first. */
-    static final List<String> OFFHEAP_LAYERS = List.of("page", "inject", "frame", "lock", "");
+    static final List<String> OFFHEAP_LAYERS = List.of("host", "page", "inject", "frame", "lock", "");
     /** Leaf API types of dev.offmm.core: they import nothing of core's, and anything may import them. */
     static final Set<String> LEAF_TYPES = Set.of("Prot", "MapFlags", "Advice", "LockMode", "VmConfig", "VmException",
             "FaultException");
@@ -45,7 +45,7 @@ class LayeringTest {
     static final Set<String> VARHANDLE_OWNERS = Set.of("dev.offmm.offheap.page.MemMap", "dev.offmm.offheap.lock.LockRecord",
             "dev.offmm.offheap.lock.SpinLock", "dev.offmm.offheap.frame.FrameCache", "dev.offmm.core.pgtable.Entries",
             "dev.offmm.core.FrameBytes", "dev.offmm.core.mm.Mm", "dev.offmm.core.vma.Vma",
-            "dev.offmm.core.reclaim.EpochSlot");
+            "dev.offmm.core.reclaim.EpochSlot", "dev.offmm.core.support.GraceProbe");
     private static final int MAX_LINES = 400;
 
     private static JavaClasses main;
@@ -106,6 +106,7 @@ class LayeringTest {
         for (JavaClass c : main) {
             for (JavaAccess<?> a : c.getAccessesFromSelf()) {
                 if (a.getTargetOwner().isEquivalentTo(java.lang.invoke.VarHandle.class)
+                        && !a.getName().endsWith("Fence")
                         && !VARHANDLE_OWNERS.contains(outermost(c).getName())) {
                     bad.add(a.getDescription());
                 }

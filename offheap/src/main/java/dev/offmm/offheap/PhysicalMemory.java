@@ -13,6 +13,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Set;
+import java.util.function.Supplier;
 
 /**
  * "Physical" memory: one 2 MiB-aligned region from {@link Arena#ofShared()}, handed out as
@@ -222,22 +223,25 @@ public final class PhysicalMemory implements AutoCloseable {
     }
 
     /**
-     * Registers a user of this memory (an address space), which {@link #close()} closes before it
-     * releases the regions. For {@code dev.offmm.core}: {@code AddressSpace} registers itself when
-     * it is created and unregisters when it closes.
+     * Creates a user of this memory (an address space) with {@code factory} and registers it, so
+     * that {@link #close()} closes it before it releases the regions. The factory runs under this
+     * memory's monitor: a {@code close()} that starts meanwhile waits for it, and none that has
+     * started lets it run. For {@code dev.offmm.core}'s {@code AddressSpace.create}.
      *
-     * @throws IllegalStateException if this memory is closed
+     * @throws IllegalStateException if this memory is closed or closing
      */
-    public void register(AutoCloseable user) {
+    public <T extends AutoCloseable> T open(Supplier<T> factory) {
         synchronized (this) {
             if (closing) {
                 throw new IllegalStateException("physical memory is closed");
             }
+            T user = factory.get();
             users.add(user);
+            return user;
         }
     }
 
-    /** Unregisters a user registered with {@link #register}; does nothing if it is not registered. */
+    /** Unregisters a user created with {@link #open}; does nothing if it is not registered. */
     public void unregister(AutoCloseable user) {
         synchronized (this) {
             users.remove(user);

@@ -11,19 +11,23 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
 
 /**
  * The jar's entry point: runs jcstress with the given arguments, then reads the result blob it
  * wrote and fails (exit 1) unless every test configuration ran normally and produced samples, and
- * the control test {@link BrokenLockControl} observed its broken outcome. jcstress itself fails
+ * each control test ({@link BrokenLockControl}, {@link GraceOrderingControl}) observed the outcome
+ * of its broken variant. jcstress itself fails
  * the run for a FORBIDDEN outcome or a test error, but counts a configuration that could not run
  * at all (a VM that would not start, a class that would not load) only as a "soft error".
  *
  * <p>Compiled for Java 25 like the tests: a JVM older than that cannot even start this class.
  */
 public final class StressMain {
-    private static final String CONTROL = BrokenLockControl.class.getName();
-    private static final String CONTROL_OUTCOME = "0, 0";
+    /** Each control test and the outcome it must show: a broken variant the harness has to catch. */
+    private static final Map<String, String> CONTROLS = Map.of(BrokenLockControl.class.getName(), "0, 0",
+            GraceOrderingControl.class.getName(), "0, 0");
 
     private StressMain() {
     }
@@ -57,30 +61,34 @@ public final class StressMain {
         Path blob = Files.move(written.toPath(), Path.of(reportDir).resolve(written.getName()),
                 StandardCopyOption.REPLACE_EXISTING);
         List<String> problems = new ArrayList<>();
-        long controlSeen = 0;
-        boolean controlRan = false;
+        Map<String, Long> controlSeen = new TreeMap<>();
         for (TestResult r : results.getTestResults()) {
             if (r.status() != Status.NORMAL || r.getTotalCount() == 0) {
                 problems.add(r.getName() + " " + r.getConfig().jvmArgs + ": status " + r.status() + ", "
                         + r.getTotalCount() + " samples " + r.getMessages() + r.getVmErr());
             }
-            if (r.getName().equals(CONTROL)) {
-                controlRan = true;
-                controlSeen += r.getCount(CONTROL_OUTCOME);
+            String outcome = CONTROLS.get(r.getName());
+            if (outcome != null) {
+                controlSeen.merge(r.getName(), r.getCount(outcome), Long::sum);
             }
         }
-        if (controlRan && controlSeen == 0) {
-            problems.add(CONTROL + " never observed \"" + CONTROL_OUTCOME + "\" on its broken lock: the run did not exercise"
-                    + " the races it is meant to catch, so the other tests' silence proves nothing");
-        }
+        controlSeen.forEach((name, seen) -> {
+            if (seen == 0) {
+                problems.add(name + " never observed \"" + CONTROLS.get(name) + "\", its broken variant's outcome: the run did"
+                        + " not exercise the race it is meant to catch, so the other tests' silence proves nothing");
+            }
+        });
         System.out.println();
         if (!problems.isEmpty()) {
             System.out.println("offmm stress: FAILED (" + blob + ")");
             problems.forEach(p -> System.out.println("  " + p));
             System.exit(1);
         }
+        StringBuilder caught = new StringBuilder();
+        controlSeen.forEach((name, seen) -> caught.append("; ").append(name.substring(name.lastIndexOf('.') + 1))
+                .append(" caught ").append(seen).append(" times"));
         System.out.println("offmm stress: " + results.getTestResults().size() + " test configurations ran normally"
-                + (controlRan ? "; the broken-lock control was caught " + controlSeen + " times" : "") + " (" + blob + ")");
+                + caught + " (" + blob + ")");
     }
 
     private static File newestBlob(long notBefore) {

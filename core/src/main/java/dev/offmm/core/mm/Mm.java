@@ -32,8 +32,6 @@ public final class Mm {
     private final long id;
     private final PhysicalMemory memory;
     private final VmConfig config;
-    private final boolean splitPte;
-    private final boolean splitPmd;
     private final long pgdPfn;
     private final long pageTableLock;
     private final VmaTree vmas = new VmaTree();
@@ -57,9 +55,6 @@ public final class Mm {
         this.id = id;
         this.memory = memory;
         this.config = config;
-        LockMode mode = config.effectiveLockMode();
-        this.splitPte = splitPte(mode);
-        this.splitPmd = splitPmd(mode);
         this.pgdPfn = pgdPfn;
         this.pageTableLock = pageTableLock;
         this.counters = counters;
@@ -93,16 +88,6 @@ public final class Mm {
     /** The configuration. */
     public VmConfig config() {
         return config;
-    }
-
-    /** Whether PTE tables carry their own lock. */
-    public boolean splitPte() {
-        return splitPte;
-    }
-
-    /** Whether PMD tables carry their own lock. */
-    public boolean splitPmd() {
-        return splitPmd;
     }
 
     /** The PGD table's frame. */

@@ -36,22 +36,6 @@ public final class PgtableAlloc {
     }
 
     /**
-     * {@code __pud_alloc}: makes the PGD entry at {@code pgdEntry} point at a PUD table.
-     * Enters and returns with no page-table lock held; takes {@code page_table_lock} inside.
-     */
-    public int pudAlloc(long pgdEntry) {
-        return populate(pgdEntry, Entries.PUD);
-    }
-
-    /**
-     * {@code __pmd_alloc}: makes the PUD entry at {@code pudEntry} point at a PMD table.
-     * Enters and returns with no page-table lock held; takes {@code page_table_lock} inside.
-     */
-    public int pmdAlloc(long pudEntry) {
-        return populate(pudEntry, Entries.PMD);
-    }
-
-    /**
      * {@code __pte_alloc}: makes the PMD entry at {@code pmdEntry} point at a PTE table, under
      * the PMD table's lock. Enters and returns with no page-table lock held. {@link #OK} also
      * when the entry is no longer empty (another thread won); the caller re-reads it.

@@ -5,58 +5,116 @@ import java.lang.invoke.VarHandle;
 
 /**
  * One participant of the grace-period protocol: a thread context that may hold translations or
- * walk tables without locks. It publishes the TLB generation it has caught up with, or
- * {@link #IDLE} when it holds no translation at all.
+ * walk tables without locks. While its owner is inside an access it publishes the TLB generation
+ * that access validated its translations against; outside an access it publishes {@link #IDLE}
+ * and holds nothing back, whatever its thread is doing (parked, blocked, computing).
  *
- * <p>Assumptions: only the owner writes {@code observed}. Guarantees: once {@code observed >= g}
- * (or IDLE) is visible, the owner uses no translation or table pointer obtained before
- * generation {@code g}. Progress: wait-free for the owner.
+ * <p>Assumptions: only the owner calls {@link #enterOpaque} and {@link #exitRelease}, and its
+ * accesses happen between the two. Guarantees: an updater that bumped the generation to
+ * {@code g}, then made every running thread execute a full barrier ({@code membarrier}, or the
+ * reader's own fence), then reads {@code active >= g} or {@link #IDLE}, knows that the owner uses
+ * no translation or table pointer obtained before {@code g}. Progress: wait-free for the owner.
+ *
+ * <p>The published word sits alone on its cache lines (padding on both sides), so the owner's
+ * stores never share a line with another context's.
  */
-public final class EpochSlot {
-    /** The slot's owner holds no translation. */
+public final class EpochSlot extends EpochSlotFields {
+    /** Not inside an access. */
     public static final long IDLE = Long.MAX_VALUE;
-    private static final VarHandle OBSERVED;
+    private static final VarHandle ACTIVE;
 
     static {
         try {
-            OBSERVED = MethodHandles.lookup().findVarHandle(EpochSlot.class, "observed", long.class);
+            ACTIVE = MethodHandles.lookup().findVarHandle(EpochSlotValue.class, "active", long.class);
         } catch (ReflectiveOperationException e) {
             throw new ExceptionInInitializerError(e);
         }
     }
 
-    @SuppressWarnings("unused")
-    private volatile long observed = IDLE;
-    volatile boolean retired;
-    /** The owning thread; a dead owner holds nothing. */
-    final Thread owner;
-
-    EpochSlot(Thread owner) {
-        this.owner = owner;
+    EpochSlot(int index) {
+        this.index = index;
+        ACTIVE.setRelease(this, IDLE);
     }
 
     /**
-     * Publishes that the owner has caught up with generation {@code gen}: a volatile store, so
-     * the following load of the current generation cannot be reordered before it (the
-     * store-load pairing with {@link Reclaimer#poll()}'s bump-then-scan).
+     * Enters an access validated against generation {@code gen}: an opaque store. The owner then
+     * loads the current generation (acquire) and compares. HotSpot keeps the two in program order:
+     * C2 brackets every ordered (opaque or stronger) VarHandle access with compiler-only
+     * {@code MemBarCPUOrder} barriers, and C1 and the interpreter do not reorder memory accesses.
+     * The processor may still let the load pass the store; the updater's {@code membarrier} (or,
+     * without it, a {@link VarHandle#fullFence()} right after this store) closes that window.
      */
-    public void observeVolatile(long gen) {
-        OBSERVED.setVolatile(this, gen);
+    public void enterOpaque(long gen) {
+        ACTIVE.setOpaque(this, gen);
     }
 
-    /** Publishes that the owner holds nothing (release: its last uses come before). */
-    public void idleRelease() {
-        OBSERVED.setRelease(this, IDLE);
+    /** Leaves the access (release: every load and store of the access comes before). */
+    public void exitRelease() {
+        ACTIVE.setRelease(this, IDLE);
     }
 
-    /** The last published generation, or {@link #IDLE} (volatile load). */
-    public long observedVolatile() {
-        return (long) OBSERVED.getVolatile(this);
+    /** The published generation, or {@link #IDLE} (volatile load, for updaters after their barrier). */
+    public long activeVolatile() {
+        return (long) ACTIVE.getVolatile(this);
     }
 
-    /** The generation this slot holds reclamation to: {@link #IDLE} if idle or its owner is dead. */
-    long holding() {
-        long v = observedVolatile();
-        return v != IDLE && !owner.isAlive() ? IDLE : v;
+    /** The thread that owns this slot now, or null if the slot is free (volatile load). */
+    public Thread owner() {
+        return owner;
     }
+
+    /** A slot that belongs to no reclaimer, for a context that is closed: its stores go nowhere. */
+    public static EpochSlot detached() {
+        return new EpochSlot(-1);
+    }
+}
+
+/** Padding before the published word: a cache line and more, so no other object's field shares it. */
+abstract class EpochSlotPadBefore {
+    long p00;
+    long p01;
+    long p02;
+    long p03;
+    long p04;
+    long p05;
+    long p06;
+    long p07;
+    long p08;
+    long p09;
+    long p10;
+    long p11;
+    long p12;
+    long p13;
+    long p14;
+    long p15;
+}
+
+/** The published word. */
+abstract class EpochSlotValue extends EpochSlotPadBefore {
+    /** The generation of the access in progress, or IDLE; accessed only through EpochSlot's VarHandle. */
+    long active;
+}
+
+/** Padding after the published word, then the fields the registry writes (rarely). */
+abstract class EpochSlotFields extends EpochSlotValue {
+    long q00;
+    long q01;
+    long q02;
+    long q03;
+    long q04;
+    long q05;
+    long q06;
+    long q07;
+    long q08;
+    long q09;
+    long q10;
+    long q11;
+    long q12;
+    long q13;
+    long q14;
+    long q15;
+    /** The owning thread, null while the slot is free; written under the registry's lock. */
+    volatile Thread owner;
+    /** The slot's index in the registry's array; written under the registry's lock. */
+    int index;
 }

@@ -1,0 +1,124 @@
+package dev.offmm.core.reclaim;
+
+import org.junit.jupiter.api.Test;
+
+import java.util.List;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.atomic.AtomicInteger;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The grace-period rules of {@link Reclaimer}, one participant state at a time. */
+class ReclaimerTest {
+    /** A batch that counts its releases. */
+    private static final class Counting implements Reclaimer.Batch {
+        final AtomicInteger released = new AtomicInteger();
+
+        @Override
+        public int frames() {
+            return 3;
+        }
+
+        @Override
+        public void release() {
+            released.incrementAndGet();
+        }
+    }
+
+    /** Runs {@code body} on a new thread that registers a slot, and keeps it alive until {@code end}. */
+    private static Thread participant(Reclaimer r, EpochSlot[] out, CountDownLatch ready, CountDownLatch end, long enterAt) {
+        Thread t = new Thread(() -> {
+            EpochSlot s = r.register();
+            if (enterAt != EpochSlot.IDLE) {
+                s.enterOpaque(enterAt);
+            }
+            out[0] = s;
+            ready.countDown();
+            try {
+                end.await();
+            } catch (InterruptedException e) {
+                throw new AssertionError(e);
+            }
+            s.exitRelease();
+        }, "participant");
+        t.start();
+        return t;
+    }
+
+    @Test
+    void shouldReleaseAtOnceWhenNoContextIsInsideAnAccess() throws InterruptedException {
+        Reclaimer r = new Reclaimer();
+        EpochSlot[] slot = new EpochSlot[1];
+        CountDownLatch ready = new CountDownLatch(1);
+        CountDownLatch end = new CountDownLatch(1);
+        Thread t = participant(r, slot, ready, end, EpochSlot.IDLE);
+        ready.await();
+        Counting b = new Counting();
+        r.retire(5, b);
+        assertEquals(1, b.released.get(), "a registered context outside any access holds nothing back");
+        assertEquals(0, r.pendingFrames());
+        end.countDown();
+        t.join();
+    }
+
+    @Test
+    void shouldHoldABatchWhileAnAccessThatBeganBeforeItRunsAndNameItsThread() throws InterruptedException {
+        Reclaimer r = new Reclaimer();
+        EpochSlot[] slot = new EpochSlot[1];
+        CountDownLatch ready = new CountDownLatch(1);
+        CountDownLatch end = new CountDownLatch(1);
+        Thread t = participant(r, slot, ready, end, 4);
+        ready.await();
+        Counting older = new Counting();
+        r.retire(4, older);
+        assertEquals(1, older.released.get(), "an access that validated against generation 4 does not hold batch 4");
+        Counting b = new Counting();
+        r.retire(5, b);
+        assertEquals(0, b.released.get(), "an access that began at generation 4 holds batch 5");
+        assertEquals(3, r.pendingFrames());
+        assertEquals(List.of("'participant'"), r.holders());
+        assertFalse(r.awaitQuiescent(1_000_000), "still held");
+        end.countDown();
+        t.join();
+        assertTrue(r.awaitQuiescent(1_000_000_000L));
+        assertEquals(1, b.released.get(), "released once the access ended");
+    }
+
+    @Test
+    void shouldTreatAThreadThatDiedInsideAnAccessAsHoldingNothingAndReuseItsSlot() throws InterruptedException {
+        Reclaimer r = new Reclaimer();
+        EpochSlot[] slot = new EpochSlot[1];
+        Thread t = new Thread(() -> {
+            slot[0] = r.register();
+            slot[0].enterOpaque(1);
+        });
+        t.start();
+        t.join();
+        Counting b = new Counting();
+        r.retire(2, b);
+        assertEquals(1, b.released.get(), "a dead thread accesses nothing");
+        assertEquals(0, r.participants());
+        EpochSlot mine = r.register();
+        assertTrue(mine == slot[0], "the dead thread's slot serves the next registration");
+        r.unregister(mine);
+    }
+
+    @Test
+    void shouldKeepTheSlotArrayAsSmallAsTheLiveContextsAfterManyThreadsDied() throws InterruptedException {
+        Reclaimer r = new Reclaimer();
+        for (int i = 0; i < 2_000; i++) {
+            Thread t = new Thread(r::register);
+            t.start();
+            t.join();
+        }
+        EpochSlot mine = r.register();
+        assertEquals(1, r.participants());
+        Counting b = new Counting();
+        r.retire(1, b);
+        assertEquals(1, b.released.get());
+        assertTrue(r.slotCapacity() <= 8, "dead threads' slots were reused, not accumulated: " + r.slotCapacity());
+        r.unregister(mine);
+    }
+}
