@@ -41,6 +41,8 @@ public final class PhysicalMemory implements AutoCloseable {
     public static final long MAX_BYTES = 64L << 30;
     /** The pfn of the shared zero page. */
     public static final long ZERO_PFN = 0;
+    /** The default bound of a per-thread frame cache, in frames. */
+    public static final int DEFAULT_CACHE_HIGH = 512;
 
     private final Arena arena;
     private final MemorySegment region;
@@ -114,16 +116,17 @@ public final class PhysicalMemory implements AutoCloseable {
         }
 
         /**
-         * Allocates the memory. Unless set, the per-thread cache keeps up to 1/64 of the frames
-         * (at most 1536, 6 MiB) and moves an eighth of that (at most 63) at a time: large enough
-         * that frames freed by DONTNEED or munmap come back to the same thread still in its CPU
-         * caches, small enough that live threads' caches cannot hide much memory.
+         * Allocates the memory. Unless set, the per-thread cache keeps up to
+         * {@value #DEFAULT_CACHE_HIGH} frames (2 MiB; fewer in a memory under 128 MiB: 1/64 of it)
+         * and moves an eighth of that at a time: large enough that frames freed by DONTNEED or
+         * munmap come back to the same thread still in its CPU caches, and bounded by a constant
+         * so that caches never hide much memory (an allocation drains them all before it fails).
          */
         public PhysicalMemory build() {
             int high = cacheHigh;
             int batch = cacheBatch;
             if (high == 0) {
-                high = (int) Math.max(8, Math.min(1536, (bytes >>> PAGE_SHIFT) / 64));
+                high = (int) Math.max(8, Math.min(DEFAULT_CACHE_HIGH, (bytes >>> PAGE_SHIFT) / 64));
                 batch = Math.max(1, Math.min(63, high / 8));
             }
             return new PhysicalMemory(bytes, batch, high);
@@ -140,10 +143,19 @@ public final class PhysicalMemory implements AutoCloseable {
         return memMap.nrFrames();
     }
 
-    /** Frames free now, in the buddy lists and in per-thread caches. */
+    /**
+     * Frames an allocation can get now: free in the buddy lists, plus those parked in threads'
+     * frame caches, which an allocation drains before it reports exhaustion.
+     */
     public long freeFrameCount() {
         ensureOpen();
         return frames.freeFrameCount();
+    }
+
+    /** The part of {@link #freeFrameCount()} parked in threads' frame caches (at most 512 per thread by default). */
+    public long cachedFrameCount() {
+        ensureOpen();
+        return frames.cachedFrameCount();
     }
 
     /** Frames in use: every frame except the free ones and the reserved zero page. */

@@ -6,7 +6,7 @@ import dev.offmm.core.pgtable.Entries;
 import dev.offmm.core.pgtable.PtlSlot;
 import dev.offmm.core.vma.Vma;
 import dev.offmm.core.vma.VmaTree;
-import dev.offmm.offheap.lock.Backoff;
+import dev.offmm.offheap.host.Backoff;
 
 import java.util.concurrent.locks.Lock;
 

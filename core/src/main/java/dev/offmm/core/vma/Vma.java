@@ -1,7 +1,7 @@
 package dev.offmm.core.vma;
 
 import dev.offmm.core.Prot;
-import dev.offmm.offheap.lock.Backoff;
+import dev.offmm.offheap.host.Backoff;
 
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;

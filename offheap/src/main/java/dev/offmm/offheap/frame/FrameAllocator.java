@@ -4,8 +4,8 @@ import dev.offmm.offheap.page.MemMap;
 import dev.offmm.offheap.inject.FailPoints;
 import dev.offmm.offheap.inject.FailSite;
 
-import java.util.Iterator;
 import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * Hands out frames: order 0 through a per-thread {@link FrameCache} refilled from and drained
@@ -17,9 +17,11 @@ import java.util.concurrent.ConcurrentLinkedQueue;
  * and the other is reported as a double free. Before that CAS a free checks that the frame is
  * no longer a page table (its destructor ran), is unmapped, and holds no extra references.
  *
- * <p>Frames parked in the caches of live threads are not visible to other threads' allocations;
- * a cache holds at most {@code high} frames. Caches of threads that have died are drained by
- * {@link #reapDeadCaches()}, which allocation runs before it reports exhaustion.
+ * <p>A cache holds at most {@code high} frames, a constant (by default at most 512, 2 MiB), and
+ * its frames are not lost to other threads: before an allocation reports exhaustion it drains
+ * every thread's cache back to the buddy ({@code drain_all_pages}), the caches of live threads
+ * under their own locks, and forgets the caches of threads that have died. Caches of dead threads
+ * are also reaped whenever the number of caches doubles.
  */
 public final class FrameAllocator {
     /** Returned when no frame is available. */
@@ -35,6 +37,9 @@ public final class FrameAllocator {
     private final int high;
     private final ConcurrentLinkedQueue<FrameCache> caches = new ConcurrentLinkedQueue<>();
     private final ThreadLocal<FrameCache> cache = ThreadLocal.withInitial(this::registerCache);
+    /** Caches registered, and how many were alive after the last reap: reap again when they double. */
+    private final AtomicInteger registered = new AtomicInteger();
+    private volatile int aliveAtLastReap = 1;
     private volatile boolean closed;
 
     /**
@@ -53,6 +58,9 @@ public final class FrameAllocator {
     private FrameCache registerCache() {
         FrameCache c = new FrameCache(Thread.currentThread(), high + batch);
         caches.add(c);
+        if (registered.incrementAndGet() > 2 * aliveAtLastReap) {
+            reapDeadCaches();
+        }
         return c;
     }
 
@@ -71,26 +79,41 @@ public final class FrameAllocator {
             return NO_FRAME;
         }
         FrameCache c = cache.get();
-        int n = c.countPlain();
-        if (n == 0) {
-            n = refill(c);
-            if (n == 0) {
-                return NO_FRAME;
-            }
+        long pfn = popOrRefill(c);
+        // Outside our own cache's lock: draining takes every cache's lock in turn.
+        if (pfn == NO_FRAME && drainAllCaches() > 0) {
+            pfn = popOrRefill(c);
         }
-        long pfn = c.pfns[--n];
-        c.setCountRelease(n);
-        // Cached frames already hold refcount 1 (set by the refill or kept by the free).
-        // Release: pairs with the CAS in freeFrame of whichever thread frees it.
-        map.setFlagsRelease(pfn, ALLOCATED_ORDER0);
+        if (pfn != NO_FRAME) {
+            // Cached frames already hold refcount 1 (set by the refill or kept by the free).
+            // Release: pairs with the CAS in freeFrame of whichever thread frees it.
+            map.setFlagsRelease(pfn, ALLOCATED_ORDER0);
+        }
         return pfn;
     }
 
+    /** A frame from the thread's cache {@code c}, refilled from the buddy if empty, or NO_FRAME. */
+    private long popOrRefill(FrameCache c) {
+        c.lock();
+        try {
+            int n = c.countPlain();
+            if (n == 0) {
+                n = refill(c);
+            }
+            if (n == 0) {
+                return NO_FRAME;
+            }
+            long pfn = c.pfns[--n];
+            c.setCountRelease(n);
+            return pfn;
+        } finally {
+            c.unlock();
+        }
+    }
+
+    /** Fills the empty cache {@code c} (locked) with a batch from the buddy; returns how many. */
     private int refill(FrameCache c) {
         int got = buddy.allocBulk(c.pfns, batch);
-        if (got == 0 && reapDeadCaches() > 0) {
-            got = buddy.allocBulk(c.pfns, batch);
-        }
         // Pop order is ascending pfn: the frames of a batch are then zeroed and touched in
         // address order, which the hardware prefetchers stream (about 3x cheaper than scattered).
         long[] a = c.pfns;
@@ -117,7 +140,7 @@ public final class FrameAllocator {
             return NO_FRAME;
         }
         long pfn = buddy.alloc(order);
-        if (pfn == NO_FRAME && reapDeadCaches() > 0) {
+        if (pfn == NO_FRAME && drainAllCaches() > 0) {
             pfn = buddy.alloc(order);
         }
         return pfn;
@@ -201,11 +224,16 @@ public final class FrameAllocator {
 
     private void pushToCache(long pfn) {
         FrameCache c = cache.get();
-        int n = c.countPlain();
-        c.pfns[n++] = pfn;
-        c.setCountRelease(n);
-        if (n > high) {
-            drain(c, batch);
+        c.lock();
+        try {
+            int n = c.countPlain();
+            c.pfns[n++] = pfn;
+            c.setCountRelease(n);
+            if (n > high) {
+                drainLocked(c, batch);
+            }
+        } finally {
+            c.unlock();
         }
     }
 
@@ -241,7 +269,8 @@ public final class FrameAllocator {
         return new IllegalStateException("double free of pfn=" + pfn + " (frame is not allocated)");
     }
 
-    private void drain(FrameCache c, int count) {
+    /** Moves up to {@code count} frames of {@code c}, whose lock the caller holds, to the buddy. */
+    private void drainLocked(FrameCache c, int count) {
         int n = c.countPlain();
         int take = Math.min(count, n);
         for (int i = n - take; i < n; i++) {
@@ -251,11 +280,35 @@ public final class FrameAllocator {
         c.setCountRelease(n - take);
     }
 
+    /** Empties {@code c} into the buddy under its lock; returns how many frames moved. */
+    private int drainAll(FrameCache c) {
+        c.lock();
+        try {
+            int n = c.countPlain();
+            drainLocked(c, n);
+            return n;
+        } finally {
+            c.unlock();
+        }
+    }
+
     /** Returns every frame cached by the calling thread to the buddy allocator. */
     public void drainCurrentThread() {
         ensureOpen();
-        FrameCache c = cache.get();
-        drain(c, c.countPlain());
+        drainAll(cache.get());
+    }
+
+    /**
+     * {@code drain_all_pages}: empties every thread's cache into the buddy (each under its own
+     * lock; the owners wait at most for one drain) and forgets the caches of dead threads.
+     * Returns how many frames went back.
+     */
+    public long drainAllCaches() {
+        long freed = reapDeadCaches();
+        for (FrameCache c : caches) {
+            freed += drainAll(c);
+        }
+        return freed;
     }
 
     /**
@@ -264,20 +317,36 @@ public final class FrameAllocator {
      */
     public long reapDeadCaches() {
         long freed = 0;
-        for (Iterator<FrameCache> it = caches.iterator(); it.hasNext();) {
-            FrameCache c = it.next();
-            if (!c.owner.isAlive() && caches.remove(c)) {
+        int alive = 0;
+        for (FrameCache c : caches) {
+            if (c.owner.isAlive()) {
+                alive++;
+            } else if (caches.remove(c)) {
                 // isAlive() == false orders every write of the dead owner before this point.
-                freed += c.countPlain();
-                drain(c, c.countPlain());
+                freed += drainAll(c);
+                registered.decrementAndGet();
             }
         }
+        aliveAtLastReap = Math.max(1, alive);
         return freed;
     }
 
-    /** Frames free in the buddy lists and in every thread's cache (racy while threads run). */
+    /**
+     * Frames an allocation can get now: free in the buddy lists, plus those parked in threads'
+     * caches (which an allocation drains before it gives up). Racy while threads run.
+     */
     public long freeFrameCount() {
-        long n = buddy.freeFrames();
+        return buddy.freeFrames() + cachedFrameCount();
+    }
+
+    /** Caches registered, of live threads and of dead ones not yet reaped (racy). */
+    public int cacheCount() {
+        return registered.get();
+    }
+
+    /** Frames parked in threads' caches, a part of {@link #freeFrameCount()} (racy). */
+    public long cachedFrameCount() {
+        long n = 0;
         for (FrameCache c : caches) {
             n += c.countAcquire();
         }

@@ -1,20 +1,30 @@
 package dev.offmm.offheap.frame;
 
+import dev.offmm.offheap.host.Backoff;
+
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
 
 /**
- * A per-thread stack of free order-0 frames (the kernel's per-cpu page list). Only the owner
- * thread pushes and pops; other threads read {@link #countAcquire()} for statistics, and drain the
- * cache only once the owner is dead ({@link Thread#isAlive()} returning false orders the
- * owner's last writes before the drain).
+ * A per-thread stack of free order-0 frames (the kernel's per-cpu page list), with its own lock
+ * so that another thread can drain it (since Linux 5.19 a pcp list has its own spinlock for the
+ * same reason: {@code drain_all_pages} empties remote lists under memory pressure). The owner
+ * takes the lock around each push or pop; it is uncontended except during a drain, and sits on
+ * the cache's own cache line.
+ *
+ * <p>The lock is a test-and-set on {@code locked} (volatile CAS to take, release store to drop);
+ * {@code count} and the array are read and written under it. {@link #countAcquire()} is for
+ * statistics, racy by design.
  */
 final class FrameCache {
+    private static final VarHandle LOCKED;
     private static final VarHandle COUNT;
 
     static {
         try {
-            COUNT = MethodHandles.lookup().findVarHandle(FrameCache.class, "count", int.class);
+            MethodHandles.Lookup l = MethodHandles.lookup();
+            LOCKED = l.findVarHandle(FrameCache.class, "locked", int.class);
+            COUNT = l.findVarHandle(FrameCache.class, "count", int.class);
         } catch (ReflectiveOperationException e) {
             throw new ExceptionInInitializerError(e);
         }
@@ -22,7 +32,10 @@ final class FrameCache {
 
     final Thread owner;
     final long[] pfns;
-    /** Written by the owner with release stores; read by statistics with acquire loads. */
+    /** 0 free, 1 held; CAS to take (acquire), release store to drop. */
+    @SuppressWarnings("unused")
+    private int locked;
+    /** Written under the lock with release stores; read under it, or racily by statistics (acquire). */
     private int count;
 
     FrameCache(Thread owner, int capacity) {
@@ -30,17 +43,32 @@ final class FrameCache {
         this.pfns = new long[capacity];
     }
 
-    /** The owner's view: a plain load. */
+    /** Takes the lock: one CAS when uncontended, else spin, yield, park ({@link Backoff}). */
+    void lock() {
+        if (!(boolean) LOCKED.compareAndSet(this, 0, 1)) {
+            int attempt = 0;
+            do {
+                attempt = Backoff.idle(attempt);
+            } while ((int) LOCKED.getOpaque(this) != 0 || !(boolean) LOCKED.compareAndSet(this, 0, 1));
+        }
+    }
+
+    /** Drops the lock: a release store, so the next holder sees the stack as it was left. */
+    void unlock() {
+        LOCKED.setRelease(this, 0);
+    }
+
+    /** The count, under the lock (plain). */
     int countPlain() {
         return count;
     }
 
-    /** Another thread's view: pairs with the release in {@link #setCountRelease}. */
+    /** Another thread's racy view, for statistics: pairs with the release in {@link #setCountRelease}. */
     int countAcquire() {
         return (int) COUNT.getAcquire(this);
     }
 
-    /** The owner's update; pairs with {@link #countAcquire}. */
+    /** Sets the count, under the lock; the release store pairs with {@link #countAcquire}. */
     void setCountRelease(int n) {
         COUNT.setRelease(this, n);
     }

@@ -1,5 +1,7 @@
 package dev.offmm.offheap.lock;
 
+import dev.offmm.offheap.host.Backoff;
+
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.VarHandle;

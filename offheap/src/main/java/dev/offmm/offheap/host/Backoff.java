@@ -1,4 +1,4 @@
-package dev.offmm.offheap.lock;
+package dev.offmm.offheap.host;
 
 import java.util.concurrent.locks.LockSupport;
 
