@@ -98,7 +98,8 @@ class CacheDrainTest {
                 frames.freeFrame(pfn);
             }
             assertTrue(frames.cachedFrameCount() <= PhysicalMemory.DEFAULT_CACHE_HIGH,
-                    "a 256 MiB memory's cache (1/64 would be 1024 frames) stays within the constant bound: " + frames.cachedFrameCount());
+                    "a 256 MiB memory's cache (1/64 would be 1024 frames) stays within the bound: "
+                            + frames.cachedFrameCount());
         }
     }
 }
