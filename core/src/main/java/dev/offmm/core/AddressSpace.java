@@ -195,14 +195,14 @@ public final class AddressSpace implements AutoCloseable {
             throw new IllegalStateException("thread " + Thread.currentThread().getName()
                     + " is already attached to this address space (one Mmu per thread)");
         }
-        Mmu mmu = new Mmu(mm, services.memory().region(), services.entries(), services.faults(), services.reclaimer(),
+        Mmu mmu = new Mmu(mm, services.memory().zone().region(), services.entries(), services.faults(), services.reclaimer(),
                 attached);
         attached.set(mmu);
         return mmu;
     }
 
     private Mmu newContext() {
-        return new Mmu(mm, services.memory().region(), services.entries(), services.faults(), services.reclaimer(), null);
+        return new Mmu(mm, services.memory().zone().region(), services.entries(), services.faults(), services.reclaimer(), null);
     }
 
     /** The calling thread's context for a casual call: its attached Mmu, or its casual one. */

@@ -4,9 +4,10 @@ import dev.offmm.core.mm.Mm;
 import dev.offmm.core.mm.VmCounters;
 import dev.offmm.core.ops.MmServices;
 import dev.offmm.core.pgtable.Entries;
-import dev.offmm.offheap.lock.LockClass;
+import dev.offmm.offheap.LockClass;
 
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.EnumMap;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -40,8 +41,10 @@ final class CheckMm {
             cont.put(k, c.lockContentions[k.ordinal()].sum());
         }
         long page = Entries.PAGE_SIZE;
+        // Unmodifiable views keep the insertion (and enum) order: Map.copyOf would not.
         return new VmStats(c.rssPages.sum(), c.pteTables.sum() * page, c.pmdTables.sum() * page,
-                c.pudTables.sum() * page, mm.vmas().size(), Map.copyOf(f), Map.copyOf(acq), Map.copyOf(cont),
+                c.pudTables.sum() * page, mm.vmas().size(), Collections.unmodifiableMap(f),
+                Collections.unmodifiableMap(acq), Collections.unmodifiableMap(cont),
                 c.tlbFlushes.sum(), c.tableRacesLost.sum(), pendingFrames, c.pagesAllocated.sum(),
                 c.pagesFreed.sum(), c.tablesAllocated.sum(), c.tablesFreed.sum(), c.gracePeriods.sum());
     }

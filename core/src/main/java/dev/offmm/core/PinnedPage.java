@@ -1,47 +1,74 @@
 package dev.offmm.core;
 
 import dev.offmm.offheap.PhysicalMemory;
-import dev.offmm.offheap.frame.FrameAllocator;
+import dev.offmm.offheap.zone.Zone;
 
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 
 /**
  * A pinned page (get_user_pages): the frame behind a virtual page, kept alive until
- * {@link #close()} even if the page is unmapped meanwhile. The segment is the frame's 4 KiB
- * (or 2 MiB) for bulk access at native speed; after {@link #close()} the frame may belong to
- * someone else, so do not keep the segment.
+ * {@link #close()} even if the page is unmapped meanwhile, and its bytes as a
+ * {@link MemorySegment} for bulk access at native speed.
+ *
+ * <p>The segment lives exactly as long as the pin: it belongs to a confined arena of its own,
+ * which {@link #close()} closes, so after the pin ends every access through it (from a segment
+ * kept anywhere) fails with {@link IllegalStateException}; it can never reach the frame once the
+ * frame belongs to someone else. Like the segment, the pin is confined to the thread that took
+ * it: another thread's access or {@code close()} fails with {@link WrongThreadException}.
+ *
+ * <p>A pin still open when its address space closes keeps only its frame alive, until the pin
+ * closes; one still open when the {@link PhysicalMemory} closes keeps the memory's region
+ * mapped until then, and the memory's {@code close()} reports it.
  */
 public final class PinnedPage implements AutoCloseable {
-    private final FrameAllocator frames;
+    private final Zone zone;
+    private final Arena arena;
     private final long pfn;
     private final int order;
     private final long va;
     private final MemorySegment segment;
     private boolean closed;
 
-    /** A pin of {@code pfn} holding one reference of order {@code order} (-1: none, the zero page). */
-    PinnedPage(FrameAllocator frames, long va, long pfn, int order, MemorySegment segment) {
-        this.frames = frames;
+    private PinnedPage(Zone zone, long va, long pfn, int order, boolean readOnly) {
+        this.zone = zone;
         this.va = va;
         this.pfn = pfn;
         this.order = order;
-        this.segment = segment;
+        this.arena = Arena.ofConfined();
+        MemorySegment s = lifetimeOf(zone.frameSegment(pfn, Math.max(order, 0)), arena);
+        this.segment = readOnly ? s.asReadOnly() : s;
+        zone.pinOpened();
+    }
+
+    /**
+     * The frame's bytes with the pin's lifetime instead of the region's. {@code reinterpret} is a
+     * restricted method: the JVM warns once unless native access is enabled for this module.
+     */
+    @SuppressWarnings("restricted")
+    private static MemorySegment lifetimeOf(MemorySegment frame, Arena arena) {
+        return frame.reinterpret(arena, null);
     }
 
     /**
      * Pins frame {@code pfn} of {@code memory}, which backs the page at {@code va}: takes a
      * reference, except on the shared zero page (which lives forever and is pinned read-only).
-     * The caller guarantees that the frame is not being freed meanwhile.
+     * The caller guarantees that the frame is not being freed meanwhile (it is inside an access).
      */
     static PinnedPage pin(PhysicalMemory memory, long va, long pfn) {
+        Zone zone = memory.zone();
         if (pfn == PhysicalMemory.ZERO_PFN) {
-            return new PinnedPage(memory.frames(), va, pfn, -1, memory.frameSegment(pfn, 0).asReadOnly());
+            return new PinnedPage(zone, va, pfn, -1, true);
         }
-        memory.memMap().addAndGetRefcount(pfn, 1);
-        return new PinnedPage(memory.frames(), va, pfn, 0, memory.frameSegment(pfn, 0));
+        zone.memMap().addAndGetRefcount(pfn, 1);
+        return new PinnedPage(zone, va, pfn, 0, false);
     }
 
-    /** The frame's bytes. */
+    /**
+     * The frame's bytes, valid until {@link #close()}.
+     *
+     * @throws IllegalStateException if the pin is closed
+     */
     public MemorySegment segment() {
         if (closed) {
             throw new IllegalStateException("page is unpinned");
@@ -59,14 +86,21 @@ public final class PinnedPage implements AutoCloseable {
         return pfn;
     }
 
-    /** Unpins; the last unpin of an unmapped page frees its frame. Idempotent. */
+    /**
+     * Unpins: the segment stops working, and the last unpin of an unmapped page frees its frame.
+     * Idempotent; on the pinning thread only.
+     *
+     * @throws WrongThreadException from another thread
+     */
     @Override
     public void close() {
         if (!closed) {
+            arena.close();
             closed = true;
-            if (order >= 0) {
-                frames.putFrames(pfn, order);
+            if (order >= 0 && !zone.isClosed()) {
+                zone.frames().putFrames(pfn, order);
             }
+            zone.pinClosed();
         }
     }
 }

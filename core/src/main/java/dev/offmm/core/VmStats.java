@@ -1,6 +1,6 @@
 package dev.offmm.core;
 
-import dev.offmm.offheap.lock.LockClass;
+import dev.offmm.offheap.LockClass;
 
 import java.util.Map;
 
@@ -12,8 +12,8 @@ import java.util.Map;
  * @param pmdTableBytes      bytes of PMD tables
  * @param pudTableBytes      bytes of PUD tables (the PGD is not counted, as in the kernel)
  * @param vmaCount           VMAs
- * @param faults             resolved and failed faults by kind: zero, anon, cow, reuse, spurious,
- *                           maperr, accerr, oom, mmapLockFallback
+ * @param faults             resolved and failed faults by kind, in this order: zero, anon, cow,
+ *                           reuse, spurious, maperr, accerr, oom, mmapLockFallback
  * @param lockAcquisitions   page-table lock acquisitions per lock class
  * @param lockContentions    contended acquisitions per lock class
  * @param tlbFlushes         TLB generation bumps

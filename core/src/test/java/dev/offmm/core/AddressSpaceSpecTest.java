@@ -1,7 +1,7 @@
 package dev.offmm.core;
 
 import dev.offmm.offheap.PhysicalMemory;
-import dev.offmm.offheap.lock.LockClass;
+import dev.offmm.offheap.LockClass;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -27,9 +27,9 @@ class AddressSpaceSpecTest {
     @AfterEach
     void closeMemory() {
         if (memory != null) {
-            memory.frames().drainCurrentThread();
+            memory.zone().frames().drainCurrentThread();
             long free = memory.freeFrameCount();
-            long slabPages = memory.lockSlab().pages();
+            long slabPages = memory.zone().lockSlab().pages();
             memory.close();
             assertEquals(initialFree, free + slabPages, "every frame is returned (slab pages aside)");
         }

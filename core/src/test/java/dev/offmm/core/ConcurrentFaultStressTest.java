@@ -145,7 +145,7 @@ class ConcurrentFaultStressTest {
     @MethodSource("modes")
     void shouldSurviveMmapAndMunmapRacingFaultsAndWalkers(VmConfig config) {
         try (PhysicalMemory memory = PhysicalMemory.create(64L << 20)) {
-            MemMap map = memory.memMap();
+            MemMap map = memory.zone().memMap();
             try (AddressSpace as = AddressSpace.create(memory, config)) {
                 long base = 0x100000000L;
                 // Stable pages share the PTE table with the churned range [base + 64 pages, +64 pages).

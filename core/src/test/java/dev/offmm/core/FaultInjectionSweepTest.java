@@ -128,11 +128,11 @@ class FaultInjectionSweepTest {
     private static Run run(PhysicalMemory memory, VmConfig config, FailSite site, int n, long free) {
         Run r = new Run();
         String what = site + " #" + n + " " + config.lockMode() + (config.debugLocks() ? "+debug" : "");
-        memory.failPoints().disarmAll();
+        memory.zone().failPoints().disarmAll();
         if (n > 0) {
-            memory.failPoints().failNth(site, n);
+            memory.zone().failPoints().failNth(site, n);
         }
-        long before = memory.failPoints().injected(site);
+        long before = memory.zone().failPoints().injected(site);
         AddressSpace as = null;
         try {
             as = AddressSpace.create(memory, config);
@@ -143,20 +143,20 @@ class FaultInjectionSweepTest {
         }
         if (as != null) {
             try (Mmu mmu = as.attach()) {
-                workload(as, mmu, r, what, () -> memory.failPoints().injected(site));
+                workload(as, mmu, r, what, () -> memory.zone().failPoints().injected(site));
             }
-            r.injected = memory.failPoints().injected(site) - before;
-            memory.failPoints().disarmAll();
+            r.injected = memory.zone().failPoints().injected(site) - before;
+            memory.zone().failPoints().disarmAll();
             checkConsistent(as, r, what);
             as.close();
         } else {
-            r.injected = memory.failPoints().injected(site) - before;
-            memory.failPoints().disarmAll();
+            r.injected = memory.zone().failPoints().injected(site) - before;
+            memory.zone().failPoints().disarmAll();
         }
-        memory.frames().drainCurrentThread();
-        memory.lockSlab().shrink();
+        memory.zone().frames().drainCurrentThread();
+        memory.zone().lockSlab().shrink();
         assertEquals(free, memory.freeFrameCount(), what + ": frames leaked");
-        assertEquals(0, memory.lockSlab().liveLocks(), what + ": debug locks leaked");
+        assertEquals(0, memory.zone().lockSlab().liveLocks(), what + ": debug locks leaked");
         return r;
     }
 

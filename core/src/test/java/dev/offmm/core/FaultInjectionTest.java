@@ -56,10 +56,10 @@ class FaultInjectionTest {
             for (FailSite site : sites) {
                 int injected = 0;
                 for (int n = 1; n <= 60; n++) {
-                    memory.failPoints().disarmAll();
+                    memory.zone().failPoints().disarmAll();
                     AddressSpace as;
                     try {
-                        memory.failPoints().failNth(site, n);
+                        memory.zone().failPoints().failNth(site, n);
                         as = AddressSpace.create(memory, config);
                     } catch (VmException e) {
                         assertEquals(VmException.Code.ENOMEM, e.code());
@@ -71,8 +71,8 @@ class FaultInjectionTest {
                     } catch (FaultException e) {
                         assertEquals(FaultException.Kind.OOM, e.kind(), site + " #" + n);
                     }
-                    long hit = memory.failPoints().injected(site);
-                    memory.failPoints().disarmAll();
+                    long hit = memory.zone().failPoints().injected(site);
+                    memory.zone().failPoints().disarmAll();
                     // Consistent afterwards: the mapping still works.
                     long c = as.mmap(0, PAGE, Prot.READ | Prot.WRITE, MapFlags.NONE);
                     as.putLong(c, 77);
@@ -80,12 +80,12 @@ class FaultInjectionTest {
                     as.close();
                     injected += (int) Math.min(1, hit);
                 }
-                memory.failPoints().disarmAll();
+                memory.zone().failPoints().disarmAll();
                 assertTrue(injected > 0, site + " was never reached by the workload");
-                memory.frames().drainCurrentThread();
-                memory.lockSlab().shrink();
+                memory.zone().frames().drainCurrentThread();
+                memory.zone().lockSlab().shrink();
                 assertEquals(free, memory.freeFrameCount(), "frames leaked after failing " + site);
-                assertEquals(0, memory.lockSlab().liveLocks(), "debug locks leaked after failing " + site);
+                assertEquals(0, memory.zone().lockSlab().liveLocks(), "debug locks leaked after failing " + site);
             }
         }
     }
@@ -108,8 +108,8 @@ class FaultInjectionTest {
                 long b = as.mmap(0, PAGE, Prot.READ | Prot.WRITE, MapFlags.NONE);
                 as.putLong(b, 1);
             }
-            memory.frames().drainCurrentThread();
-            memory.lockSlab().shrink();
+            memory.zone().frames().drainCurrentThread();
+            memory.zone().lockSlab().shrink();
             assertEquals(free, memory.freeFrameCount());
         }
     }
@@ -121,15 +121,15 @@ class FaultInjectionTest {
              AddressSpace as = AddressSpace.create(memory, config)) {
             TableAlloc tables = as.services().tables();
             for (int level : new int[] {Entries.PTE, Entries.PMD}) {
-                long locks = memory.lockSlab().liveLocks();
+                long locks = memory.zone().lockSlab().liveLocks();
                 long pfn = tables.allocTable(level);
                 assertTrue(pfn != FrameAllocator.NO_FRAME);
-                assertEquals(locks + 1, memory.lockSlab().liveLocks(), "the constructor allocated a debug lock");
+                assertEquals(locks + 1, memory.zone().lockSlab().liveLocks(), "the constructor allocated a debug lock");
                 // The bug of pmd_free_tlb before the fix: a free path that skips the destructor.
-                IllegalStateException e = assertThrows(IllegalStateException.class, () -> memory.freeFrame(pfn));
+                IllegalStateException e = assertThrows(IllegalStateException.class, () -> memory.zone().freeFrame(pfn));
                 assertTrue(e.getMessage().contains("destructor"), e.getMessage());
                 tables.freeTable(pfn, level);
-                assertEquals(locks, memory.lockSlab().liveLocks(), "the destructor freed the debug lock");
+                assertEquals(locks, memory.zone().lockSlab().liveLocks(), "the destructor freed the debug lock");
             }
         }
     }
@@ -155,7 +155,7 @@ class FaultInjectionTest {
                     as.putLong(a + off, off);
                 }
             }
-            assertEquals(0, memory.lockSlab().liveLocks());
+            assertEquals(0, memory.zone().lockSlab().liveLocks());
         }
     }
 }

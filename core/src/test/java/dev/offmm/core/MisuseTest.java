@@ -251,8 +251,8 @@ class MisuseTest {
                 }
             }
             as.close();
-            memory.frames().drainCurrentThread();
-            memory.lockSlab().shrink();
+            memory.zone().frames().drainCurrentThread();
+            memory.zone().lockSlab().shrink();
             assertEquals(free, memory.freeFrameCount(), "frames leaked by the matrix");
         }
         assertTrue(errors > cases / 2, errors + " errors in " + cases + " cases: the matrix is mostly valid calls");
@@ -283,8 +283,8 @@ class MisuseTest {
                 as.putLong(b, 5);
                 assertEquals(5, as.getLong(b));
             }
-            memory.frames().drainCurrentThread();
-            memory.lockSlab().shrink();
+            memory.zone().frames().drainCurrentThread();
+            memory.zone().lockSlab().shrink();
             assertEquals(free, memory.freeFrameCount());
         }
     }
@@ -409,8 +409,8 @@ class MisuseTest {
             pin.close();
             mmu.close();
             mmu.close();
-            memory.frames().drainCurrentThread();
-            memory.lockSlab().shrink();
+            memory.zone().frames().drainCurrentThread();
+            memory.zone().lockSlab().shrink();
             assertEquals(free, memory.freeFrameCount(), "the unpin after close returned the last frame");
         }
     }
@@ -418,11 +418,11 @@ class MisuseTest {
     @Test
     void shouldFailEveryUseOfAClosedPhysicalMemoryWithIllegalState() {
         PhysicalMemory memory = PhysicalMemory.create(4L << 20);
-        long pfn = memory.allocFrame();
+        long pfn = memory.zone().allocFrame();
         memory.close();
         assertDoesNotThrow(memory::close, "close is idempotent");
-        List<Runnable> calls = List.of(memory::allocFrame, () -> memory.allocFrames(2), () -> memory.freeFrame(pfn),
-            () -> memory.frameSegment(pfn, 0), memory::region, memory::frames, memory::memMap, memory::lockSlab,
+        List<Runnable> calls = List.of(memory.zone()::allocFrame, () -> memory.zone().allocFrames(2), () -> memory.zone().freeFrame(pfn),
+            () -> memory.zone().frameSegment(pfn, 0), memory.zone()::region, memory.zone()::frames, memory.zone()::memMap, memory.zone()::lockSlab,
             memory::freeFrameCount, () -> AddressSpace.create(memory, VmConfig.defaults()));
         for (int i = 0; i < calls.size(); i++) {
             assertThrows(IllegalStateException.class, calls.get(i)::run, "call #" + i);
@@ -515,11 +515,11 @@ class MisuseTest {
                     fail("an accessor ended with " + e, e);
                 }
             }
-            memory.frames().reapDeadCaches();
-            memory.frames().drainCurrentThread();
-            memory.lockSlab().shrink();
+            memory.zone().frames().reapDeadCaches();
+            memory.zone().frames().drainCurrentThread();
+            memory.zone().lockSlab().shrink();
             assertEquals(free, memory.freeFrameCount(), "close returned every frame");
-            assertEquals(0, memory.lockSlab().liveLocks());
+            assertEquals(0, memory.zone().lockSlab().liveLocks());
         }
     }
 
@@ -573,9 +573,9 @@ class MisuseTest {
             parked.join();
             assertInstanceOf(IllegalStateException.class, after.get());
             assertTrue(after.get().getMessage().contains("closed"), after.get().getMessage());
-            memory.frames().reapDeadCaches();
-            memory.frames().drainCurrentThread();
-            memory.lockSlab().shrink();
+            memory.zone().frames().reapDeadCaches();
+            memory.zone().frames().drainCurrentThread();
+            memory.zone().lockSlab().shrink();
             assertEquals(free, memory.freeFrameCount(), "close returned every frame");
         }
     }
@@ -630,9 +630,9 @@ class MisuseTest {
             assertInstanceOf(IllegalStateException.class, mmapResult.get(),
                     "an mmap that waited behind close() must fail, not map into the closed space");
             assertEquals(null, closeResult.get(), "close with a late mmap behind it");
-            memory.frames().reapDeadCaches();
-            memory.frames().drainCurrentThread();
-            memory.lockSlab().shrink();
+            memory.zone().frames().reapDeadCaches();
+            memory.zone().frames().drainCurrentThread();
+            memory.zone().lockSlab().shrink();
             assertEquals(free, memory.freeFrameCount(), "frames leaked by the late mmap");
         }
     }

@@ -13,6 +13,7 @@ import java.lang.foreign.ValueLayout;
 import java.util.concurrent.atomic.AtomicReference;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertDoesNotThrow;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -32,9 +33,9 @@ class MmuTest {
 
     @AfterEach
     void tearDown() {
-        memory.frames().drainCurrentThread();
-        memory.frames().reapDeadCaches();
-        memory.lockSlab().shrink();
+        memory.zone().frames().drainCurrentThread();
+        memory.zone().frames().reapDeadCaches();
+        memory.zone().lockSlab().shrink();
         long now = memory.freeFrameCount();
         memory.close();
         assertEquals(free, now, "every frame returned");
@@ -226,6 +227,80 @@ class MmuTest {
             }
             assertEquals(FaultException.Kind.ACCERR, assertThrows(FaultException.class, () -> mmu.pin(b, true)).kind());
         }
+    }
+
+    @ParameterizedTest
+    @MethodSource("modes")
+    void shouldEndThePinnedSegmentWithThePin(VmConfig config) {
+        try (AddressSpace as = AddressSpace.create(memory, config); Mmu mmu = as.attach()) {
+            long a = as.mmap(0, 16 * PAGE, Prot.READ | Prot.WRITE, MapFlags.NONE);
+            mmu.putLong(a, 7);
+            PinnedPage pin = mmu.pin(a, true);
+            java.lang.foreign.MemorySegment kept = pin.segment();
+            kept.set(ValueLayout.JAVA_LONG, 8, 8);
+            pin.close();
+            assertThrows(IllegalStateException.class, () -> kept.get(ValueLayout.JAVA_LONG, 0), "a read after unpin");
+            as.munmap(a, 16 * PAGE);
+            long b = as.mmap(0, 16 * PAGE, Prot.READ | Prot.WRITE, MapFlags.NONE);
+            for (int p = 0; p < 16; p++) {
+                mmu.putLong(b + p * PAGE, p + 1);
+            }
+            assertThrows(IllegalStateException.class, () -> kept.set(ValueLayout.JAVA_LONG, 0, -1L), "a write after unpin");
+            for (int p = 0; p < 16; p++) {
+                assertEquals(p + 1, mmu.getLong(b + p * PAGE), "another mapping's page " + p + " is intact");
+            }
+            try (PinnedPage zero = mmu.pin(as.mmap(0, PAGE, Prot.READ, MapFlags.NONE), false)) {
+                assertTrue(zero.segment().isReadOnly(), "the zero page is pinned read-only");
+                assertThrows(IllegalArgumentException.class, () -> zero.segment().set(ValueLayout.JAVA_BYTE, 0, (byte) 1));
+            }
+        }
+    }
+
+    @Test
+    void shouldConfineAPinToTheThreadThatTookIt() throws Exception {
+        try (AddressSpace as = AddressSpace.create(memory, VmConfig.defaults()); Mmu mmu = as.attach()) {
+            long a = as.mmap(0, PAGE, Prot.READ | Prot.WRITE, MapFlags.NONE);
+            try (PinnedPage pin = mmu.pin(a, true)) {
+                java.util.concurrent.atomic.AtomicReference<Throwable> seen = new java.util.concurrent.atomic.AtomicReference<>();
+                Thread other = new Thread(() -> {
+                    try {
+                        pin.segment().get(ValueLayout.JAVA_LONG, 0);
+                    } catch (Throwable e) {
+                        seen.set(e);
+                    }
+                });
+                other.start();
+                other.join();
+                assertTrue(seen.get() instanceof WrongThreadException, String.valueOf(seen.get()));
+            }
+        }
+    }
+
+    @Test
+    void shouldRefuseToPinThroughAClosedMmu() {
+        try (AddressSpace as = AddressSpace.create(memory, VmConfig.defaults())) {
+            long a = as.mmap(0, PAGE, Prot.READ | Prot.WRITE, MapFlags.NONE);
+            Mmu mmu = as.attach();
+            mmu.close();
+            assertTrue(assertThrows(IllegalStateException.class, () -> mmu.pin(a, true)).getMessage().contains("closed"));
+        }
+    }
+
+    @Test
+    void shouldKeepAPinnedFrameValidPastTheCloseOfItsMemoryAndReportIt() {
+        PhysicalMemory own = PhysicalMemory.create(4L << 20);
+        AddressSpace as = AddressSpace.create(own, VmConfig.defaults());
+        Mmu mmu = as.attach();
+        long a = as.mmap(0, PAGE, Prot.READ | Prot.WRITE, MapFlags.NONE);
+        mmu.putLong(a, 42);
+        PinnedPage pin = mmu.pin(a, false);
+        IllegalStateException e = assertThrows(IllegalStateException.class, own::close);
+        assertTrue(e.getMessage().contains("1 pinned pages still open"), e.getMessage());
+        assertTrue(as.isClosed() && own.isClosed());
+        assertEquals(42, pin.segment().get(ValueLayout.JAVA_LONG, 0), "the region outlives the memory until the pin closes");
+        pin.close();
+        mmu.close();
+        assertDoesNotThrow(own::close);
     }
 
     /**

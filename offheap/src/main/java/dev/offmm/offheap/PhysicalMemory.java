@@ -1,14 +1,8 @@
 package dev.offmm.offheap;
 
-import dev.offmm.offheap.frame.BuddyAllocator;
-import dev.offmm.offheap.frame.FrameAllocator;
-import dev.offmm.offheap.inject.FailPoints;
-import dev.offmm.offheap.lock.LockSlab;
-import dev.offmm.offheap.page.MemMap;
 import dev.offmm.offheap.page.PageSize;
+import dev.offmm.offheap.zone.Zone;
 
-import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -16,7 +10,7 @@ import java.util.Set;
 import java.util.function.Supplier;
 
 /**
- * "Physical" memory: one 2 MiB-aligned region from {@link Arena#ofShared()}, handed out as
+ * "Physical" memory: one 2 MiB-aligned region from a shared {@code Arena}, handed out as
  * frames named by their pfn (a frame's bytes start at {@code pfn << PAGE_SHIFT}), plus the mem_map of
  * 64-byte records, one per frame, in a second region of the same arena.
  *
@@ -44,12 +38,7 @@ public final class PhysicalMemory implements AutoCloseable {
     /** The default bound of a per-thread frame cache, in frames. */
     public static final int DEFAULT_CACHE_HIGH = 512;
 
-    private final Arena arena;
-    private final MemorySegment region;
-    private final MemMap memMap;
-    private final FailPoints failPoints;
-    private final FrameAllocator frames;
-    private final LockSlab lockSlab;
+    private final Zone zone;
     private final long bytes;
     /** Address spaces (and other users) open on this memory; guarded by {@code this}. */
     private final Set<AutoCloseable> users = new LinkedHashSet<>();
@@ -59,19 +48,7 @@ public final class PhysicalMemory implements AutoCloseable {
 
     private PhysicalMemory(long bytes, int cacheBatch, int cacheHigh) {
         this.bytes = bytes;
-        long nrFrames = bytes >>> PAGE_SHIFT;
-        this.arena = Arena.ofShared();
-        try {
-            this.region = arena.allocate(bytes, HUGE_PAGE_SIZE);
-            this.memMap = new MemMap(arena.allocate(nrFrames << MemMap.RECORD_SHIFT, MemMap.RECORD_BYTES), nrFrames);
-        } catch (OutOfMemoryError | RuntimeException e) {
-            arena.close();
-            throw e;
-        }
-        this.failPoints = new FailPoints();
-        this.frames = new FrameAllocator(memMap, failPoints, cacheBatch, cacheHigh);
-        this.lockSlab = new LockSlab(region, memMap, frames, failPoints);
-        memMap.setTypeRelease(ZERO_PFN, MemMap.TYPE_ZERO);
+        this.zone = new Zone(bytes, cacheBatch, cacheHigh);
     }
 
     /** Creates physical memory of {@code bytes}, a positive multiple of 2 MiB. */
@@ -140,7 +117,7 @@ public final class PhysicalMemory implements AutoCloseable {
 
     /** Number of 4 KiB frames. */
     public long frameCount() {
-        return memMap.nrFrames();
+        return zone.frameCount();
     }
 
     /**
@@ -149,13 +126,16 @@ public final class PhysicalMemory implements AutoCloseable {
      */
     public long freeFrameCount() {
         ensureOpen();
-        return frames.freeFrameCount();
+        return zone.frames().freeFrameCount();
     }
 
-    /** The part of {@link #freeFrameCount()} parked in threads' frame caches (at most 512 per thread by default). */
+    /**
+     * The part of {@link #freeFrameCount()} parked in threads' frame caches (at most
+     * {@value #DEFAULT_CACHE_HIGH} per thread by default).
+     */
     public long cachedFrameCount() {
         ensureOpen();
-        return frames.cachedFrameCount();
+        return zone.frames().cachedFrameCount();
     }
 
     /** Frames in use: every frame except the free ones and the reserved zero page. */
@@ -163,70 +143,14 @@ public final class PhysicalMemory implements AutoCloseable {
         return frameCount() - 1 - freeFrameCount();
     }
 
-    /** The frame allocator. */
-    public FrameAllocator frames() {
-        ensureOpen();
-        return frames;
-    }
-
-    /** Allocates an order-0 frame; {@link FrameAllocator#NO_FRAME} when exhausted. */
-    public long allocFrame() {
-        return frames.allocFrame();
-    }
-
-    /** Allocates 2^order contiguous, naturally aligned frames; {@link FrameAllocator#NO_FRAME} when none. */
-    public long allocFrames(int order) {
-        return frames.allocFrames(order);
-    }
-
-    /** Frees an order-0 frame. */
-    public void freeFrame(long pfn) {
-        frames.freeFrame(pfn);
-    }
-
-    /** Frees 2^order frames allocated together. */
-    public void freeFrames(long pfn, int order) {
-        frames.freeFrames(pfn, order);
-    }
-
-    /** The mem_map. */
-    public MemMap memMap() {
-        ensureOpen();
-        return memMap;
-    }
-
-    /** The fail points of every allocation site of this memory. */
-    public FailPoints failPoints() {
-        return failPoints;
-    }
-
-    /** The debug-lock slab. */
-    public LockSlab lockSlab() {
-        ensureOpen();
-        return lockSlab;
-    }
-
-    /** The whole frame region; byte {@code pfn << PAGE_SHIFT} starts frame {@code pfn}. */
-    public MemorySegment region() {
-        ensureOpen();
-        return region;
-    }
-
     /**
-     * The bytes of the block of 2^order frames at {@code pfn}.
-     *
-     * @throws IllegalArgumentException if the block is not inside the region
+     * The inside of this memory, for {@code dev.offmm.core}: frames, mem_map, region, locks. Its
+     * package is exported to {@code dev.offmm.core} only, so on the module path no other code can
+     * use what this returns.
      */
-    public MemorySegment frameSegment(long pfn, int order) {
-        ensureOpen();
-        Checks.inRange("order", order, 0, BuddyAllocator.MAX_ORDER);
-        Checks.inRange("pfn", pfn, 0, frameCount() - (1L << order));
-        return region.asSlice(pfn << PAGE_SHIFT, PAGE_SIZE << order);
-    }
-
-    /** Fills the block of 2^order frames at {@code pfn} with zeros. */
-    public void zeroFrames(long pfn, int order) {
-        region.asSlice(pfn << PAGE_SHIFT, PAGE_SIZE << order).fill((byte) 0);
+    @SuppressWarnings("exports")
+    public Zone zone() {
+        return zone;
     }
 
     /** Whether {@link #close()} has run. */
@@ -263,7 +187,10 @@ public final class PhysicalMemory implements AutoCloseable {
     /**
      * Closes every address space still open on this memory (each verifies that it leaked nothing),
      * then releases the regions. The regions are released even if closing a space fails; the
-     * first failure is rethrown afterwards, with the others suppressed. Idempotent.
+     * first failure is rethrown afterwards, with the others suppressed. Pinned pages still open
+     * are reported (an {@link IllegalStateException} after everything else is done): their
+     * segments stay valid, and the regions are released only when the last of them closes.
+     * Idempotent.
      *
      * <p>Closing the address spaces first is what makes the wrong order safe: a space whose memory
      * is gone could not free its tables, so {@code try (PhysicalMemory m = ...; AddressSpace as =
@@ -297,8 +224,17 @@ public final class PhysicalMemory implements AutoCloseable {
             closed = true;
             users.clear();
         }
-        frames.close();
-        arena.close();
+        zone.close();
+        long pins = zone.openPins();
+        if (pins > 0) {
+            RuntimeException r = new IllegalStateException("physical memory closed with " + pins
+                    + " pinned pages still open: their frames stay in use until each pin closes");
+            if (failure == null) {
+                failure = r;
+            } else {
+                failure.addSuppressed(r);
+            }
+        }
         if (failure != null) {
             throw failure;
         }
@@ -313,6 +249,6 @@ public final class PhysicalMemory implements AutoCloseable {
     @Override
     public String toString() {
         return "PhysicalMemory[" + (bytes >>> 20) + " MiB, " + frameCount() + " frames"
-                + (closed ? ", closed]" : ", " + frames.freeFrameCount() + " free]");
+                + (closed ? ", closed]" : ", " + zone.frames().freeFrameCount() + " free]");
     }
 }

@@ -42,52 +42,52 @@ class PhysicalMemoryTest {
             assertEquals(2048, memory.frameCount());
             assertEquals(2047, memory.freeFrameCount());
             assertEquals(0, memory.usedFrameCount());
-            MemMap map = memory.memMap();
+            MemMap map = memory.zone().memMap();
             assertEquals(MemMap.TYPE_ZERO, map.typeAcquire(PhysicalMemory.ZERO_PFN));
             assertTrue((map.flagsAcquire(PhysicalMemory.ZERO_PFN) & MemMap.PG_RESERVED) != 0);
-            assertEquals(0, memory.region().address() % PhysicalMemory.HUGE_PAGE_SIZE, "the region is 2 MiB aligned");
-            assertEquals(8 * MIB, memory.region().byteSize());
+            assertEquals(0, memory.zone().region().address() % PhysicalMemory.HUGE_PAGE_SIZE, "the region is 2 MiB aligned");
+            assertEquals(8 * MIB, memory.zone().region().byteSize());
         }
     }
 
     @Test
     void shouldViewAFrameAsItsSliceOfTheRegion() {
         try (PhysicalMemory memory = PhysicalMemory.create(2 * MIB)) {
-            long pfn = memory.allocFrames(2);
-            MemorySegment block = memory.frameSegment(pfn, 2);
+            long pfn = memory.zone().allocFrames(2);
+            MemorySegment block = memory.zone().frameSegment(pfn, 2);
             assertEquals(4 * PhysicalMemory.PAGE_SIZE, block.byteSize());
-            assertEquals(memory.region().address() + (pfn << PhysicalMemory.PAGE_SHIFT), block.address());
+            assertEquals(memory.zone().region().address() + (pfn << PhysicalMemory.PAGE_SHIFT), block.address());
             block.set(ValueLayout.JAVA_LONG, 8, 0x1234L);
-            assertEquals(0x1234L, memory.region().get(ValueLayout.JAVA_LONG, (pfn << PhysicalMemory.PAGE_SHIFT) + 8));
-            memory.zeroFrames(pfn, 2);
+            assertEquals(0x1234L, memory.zone().region().get(ValueLayout.JAVA_LONG, (pfn << PhysicalMemory.PAGE_SHIFT) + 8));
+            memory.zone().zeroFrames(pfn, 2);
             assertEquals(0, block.get(ValueLayout.JAVA_LONG, 8));
-            assertThrows(IllegalArgumentException.class, () -> memory.frameSegment(memory.frameCount() - 1, 1));
-            assertThrows(IllegalArgumentException.class, () -> memory.frameSegment(0, BuddyAllocator.MAX_ORDER + 1));
-            assertThrows(IllegalArgumentException.class, () -> memory.frameSegment(-1, 0));
-            memory.freeFrames(pfn, 2);
+            assertThrows(IllegalArgumentException.class, () -> memory.zone().frameSegment(memory.frameCount() - 1, 1));
+            assertThrows(IllegalArgumentException.class, () -> memory.zone().frameSegment(0, BuddyAllocator.MAX_ORDER + 1));
+            assertThrows(IllegalArgumentException.class, () -> memory.zone().frameSegment(-1, 0));
+            memory.zone().freeFrames(pfn, 2);
         }
     }
 
     @Test
     void shouldFailEveryUseAfterCloseWithIllegalStateException() {
         PhysicalMemory memory = PhysicalMemory.create(2 * MIB);
-        long pfn = memory.allocFrame();
-        MemorySegment frame = memory.frameSegment(pfn, 0);
-        MemorySegment region = memory.region();
+        long pfn = memory.zone().allocFrame();
+        MemorySegment frame = memory.zone().frameSegment(pfn, 0);
+        MemorySegment region = memory.zone().region();
         memory.close();
         assertTrue(memory.isClosed());
-        assertThrows(IllegalStateException.class, memory::allocFrame);
-        assertThrows(IllegalStateException.class, () -> memory.allocFrames(3));
-        assertThrows(IllegalStateException.class, () -> memory.freeFrame(pfn));
-        assertThrows(IllegalStateException.class, () -> memory.freeFrames(pfn, 0));
+        assertThrows(IllegalStateException.class, memory.zone()::allocFrame);
+        assertThrows(IllegalStateException.class, () -> memory.zone().allocFrames(3));
+        assertThrows(IllegalStateException.class, () -> memory.zone().freeFrame(pfn));
+        assertThrows(IllegalStateException.class, () -> memory.zone().freeFrames(pfn, 0));
         assertThrows(IllegalStateException.class, memory::freeFrameCount);
         assertThrows(IllegalStateException.class, memory::usedFrameCount);
-        assertThrows(IllegalStateException.class, memory::frames);
-        assertThrows(IllegalStateException.class, memory::memMap);
-        assertThrows(IllegalStateException.class, memory::lockSlab);
-        assertThrows(IllegalStateException.class, memory::region);
-        assertThrows(IllegalStateException.class, () -> memory.frameSegment(pfn, 0));
-        assertThrows(IllegalStateException.class, () -> memory.zeroFrames(pfn, 0));
+        assertThrows(IllegalStateException.class, memory.zone()::frames);
+        assertThrows(IllegalStateException.class, memory.zone()::memMap);
+        assertThrows(IllegalStateException.class, memory.zone()::lockSlab);
+        assertThrows(IllegalStateException.class, memory.zone()::region);
+        assertThrows(IllegalStateException.class, () -> memory.zone().frameSegment(pfn, 0));
+        assertThrows(IllegalStateException.class, () -> memory.zone().zeroFrames(pfn, 0));
         assertThrows(IllegalStateException.class, () -> frame.get(ValueLayout.JAVA_LONG, 0), "a segment taken before close");
         assertThrows(IllegalStateException.class, () -> region.set(ValueLayout.JAVA_BYTE, 0, (byte) 1));
         memory.close();
@@ -101,7 +101,7 @@ class PhysicalMemoryTest {
         Throwable[] thrown = new Throwable[1];
         Thread t = new Thread(() -> {
             try {
-                memory.allocFrame();
+                memory.zone().allocFrame();
             } catch (Throwable e) {
                 thrown[0] = e;
             }

@@ -2,7 +2,7 @@ package dev.offmm.stress;
 
 import dev.offmm.offheap.page.MemMap;
 import dev.offmm.offheap.PhysicalMemory;
-import dev.offmm.offheap.lock.LockClass;
+import dev.offmm.offheap.LockClass;
 import dev.offmm.offheap.lock.PtLocks;
 
 import java.util.concurrent.atomic.AtomicInteger;
@@ -21,10 +21,10 @@ final class LockPool {
 
     LockPool(boolean debug) {
         PhysicalMemory memory = StressMemory.MEMORY;
-        this.locks = new PtLocks(memory.memMap(), memory.lockSlab(), debug);
+        this.locks = new PtLocks(memory.zone().memMap(), memory.zone().lockSlab(), debug);
         for (int i = 0; i < SIZE; i++) {
-            long pfn = memory.allocFrame();
-            memory.memMap().setTypeRelease(pfn, MemMap.TYPE_PTE_TABLE);
+            long pfn = memory.zone().allocFrame();
+            memory.zone().memMap().setTypeRelease(pfn, MemMap.TYPE_PTE_TABLE);
             if (!locks.ptlockInit(pfn, LockClass.PTE)) {
                 throw new IllegalStateException("no debug lock");
             }

@@ -29,7 +29,7 @@ import java.lang.foreign.ValueLayout;
 public class SameFrameFault {
     private static final long TAG1 = 0x1111_0000_0000_0001L;
     private static final long TAG2 = 0x2222_0000_0000_0002L;
-    private static final MemorySegment REGION = StressMemory.MEMORY.region();
+    private static final MemorySegment REGION = StressMemory.MEMORY.zone().region();
 
     private final PageTableProbe p = PageTableProbe.create(StressMemory.MEMORY, StressMemory.SPLIT);
     private final PageTableProbe.Actor a1 = p.actor();

@@ -47,7 +47,7 @@ public class FrameAllocBenchmark {
         @Setup(Level.Trial)
         public void setUp() {
             memory = PhysicalMemory.create(64L << 20);
-            frames = memory.frames();
+            frames = memory.zone().frames();
         }
 
         /** Fails the run if a frame leaked. */

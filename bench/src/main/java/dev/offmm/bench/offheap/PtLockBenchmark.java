@@ -2,7 +2,7 @@ package dev.offmm.bench.offheap;
 
 import dev.offmm.offheap.page.MemMap;
 import dev.offmm.offheap.PhysicalMemory;
-import dev.offmm.offheap.lock.LockClass;
+import dev.offmm.offheap.LockClass;
 import dev.offmm.offheap.lock.PtLocks;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
@@ -49,9 +49,9 @@ public class PtLockBenchmark {
         @Setup(Level.Trial)
         public void setUp() {
             memory = PhysicalMemory.create(4L << 20);
-            locks = new PtLocks(memory.memMap(), memory.lockSlab(), mode.equals("debug"));
-            pfn = memory.allocFrame();
-            memory.memMap().setTypeRelease(pfn, MemMap.TYPE_PTE_TABLE);
+            locks = new PtLocks(memory.zone().memMap(), memory.zone().lockSlab(), mode.equals("debug"));
+            pfn = memory.zone().allocFrame();
+            memory.zone().memMap().setTypeRelease(pfn, MemMap.TYPE_PTE_TABLE);
             if (!locks.ptlockInit(pfn, LockClass.PTE)) {
                 throw new IllegalStateException("no lock");
             }
@@ -62,8 +62,8 @@ public class PtLockBenchmark {
         @TearDown(Level.Trial)
         public void tearDown() {
             locks.ptlockFree(pfn);
-            memory.memMap().setTypeRelease(pfn, MemMap.TYPE_NONE);
-            memory.freeFrame(pfn);
+            memory.zone().memMap().setTypeRelease(pfn, MemMap.TYPE_NONE);
+            memory.zone().freeFrame(pfn);
             memory.close();
         }
     }

@@ -8,7 +8,7 @@ import dev.offmm.core.Mmu;
 import dev.offmm.core.Prot;
 import dev.offmm.core.VmStats;
 import dev.offmm.offheap.PhysicalMemory;
-import dev.offmm.offheap.lock.LockClass;
+import dev.offmm.offheap.LockClass;
 
 import java.io.PrintStream;
 import java.lang.foreign.MemorySegment;

@@ -2,7 +2,7 @@ package dev.offmm.bench.stat;
 
 import dev.offmm.core.AddressSpace;
 import dev.offmm.core.VmStats;
-import dev.offmm.offheap.lock.LockClass;
+import dev.offmm.offheap.LockClass;
 import org.agrona.concurrent.status.AtomicCounter;
 import org.agrona.concurrent.status.CountersManager;
 

@@ -206,7 +206,7 @@ public final class FaultHandler {
     private long allocZeroedPage() {
         long pfn = pages.alloc();
         if (pfn != FrameAllocator.NO_FRAME) {
-            mm.memory().zeroFrames(pfn, 0);
+            mm.memory().zone().zeroFrames(pfn, 0);
         }
         return pfn;
     }

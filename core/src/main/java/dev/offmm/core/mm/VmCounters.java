@@ -1,6 +1,6 @@
 package dev.offmm.core.mm;
 
-import dev.offmm.offheap.lock.LockClass;
+import dev.offmm.offheap.LockClass;
 
 import java.util.concurrent.atomic.LongAdder;
 

@@ -51,19 +51,19 @@ public record MmServices(PhysicalMemory memory, Mm mm, Entries entries, PtLocks 
         boolean splitPte = Mm.splitPte(config.effectiveLockMode());
         boolean splitPmd = Mm.splitPmd(config.effectiveLockMode());
         VmCounters counters = new VmCounters();
-        Entries entries = new Entries(memory.region());
-        PtLocks ptLocks = new PtLocks(memory.memMap(), memory.lockSlab(), config.debugLocks());
+        Entries entries = new Entries(memory.zone().region());
+        PtLocks ptLocks = new PtLocks(memory.zone().memMap(), memory.zone().lockSlab(), config.debugLocks());
         Reclaimer reclaimer = new Reclaimer();
-        FrameSource pages = new FrameSource(memory.frames(), reclaimer);
-        TableAlloc tables = new TableAlloc(entries, memory.memMap(), pages, ptLocks, memory.failPoints(), counters, id,
+        FrameSource pages = new FrameSource(memory.zone().frames(), reclaimer);
+        TableAlloc tables = new TableAlloc(entries, memory.zone().memMap(), pages, ptLocks, memory.zone().failPoints(), counters, id,
                 splitPte, splitPmd);
         long pgd = tables.allocPgd();
         Mm mm = new Mm(id, memory, config, pgd, ptLocks.ptlockPtr(pgd), counters);
         PtlHelpers ptl = new PtlHelpers(ptLocks, entries, counters, splitPte, splitPmd, mm.pageTableLock());
         PgtableAlloc pgtables = new PgtableAlloc(tables, ptl, entries, counters);
-        FaultHandler handler = new FaultHandler(mm, entries, pgtables, ptl, pages, memory.memMap());
+        FaultHandler handler = new FaultHandler(mm, entries, pgtables, ptl, pages, memory.zone().memMap());
         FaultEntry faults = new FaultEntry(mm, handler);
-        Zap zap = new Zap(mm, entries, ptl, memory.memMap(), reclaimer, memory.frames(), tables);
+        Zap zap = new Zap(mm, entries, ptl, memory.zone().memMap(), reclaimer, memory.zone().frames(), tables);
         FreePgtables freePgtables = new FreePgtables(mm, entries, ptl);
         MapOps ops = new MapOps(mm, zap, freePgtables, handler);
         return new MmServices(memory, mm, entries, ptLocks, ptl, tables, pgtables, reclaimer, pages, handler, faults,

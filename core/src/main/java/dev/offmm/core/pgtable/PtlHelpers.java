@@ -1,7 +1,7 @@
 package dev.offmm.core.pgtable;
 
 import dev.offmm.core.mm.VmCounters;
-import dev.offmm.offheap.lock.LockClass;
+import dev.offmm.offheap.LockClass;
 import dev.offmm.offheap.lock.PtLocks;
 
 /**

@@ -6,7 +6,7 @@ import dev.offmm.core.reclaim.FrameSource;
 import dev.offmm.offheap.frame.FrameAllocator;
 import dev.offmm.offheap.inject.FailPoints;
 import dev.offmm.offheap.inject.FailSite;
-import dev.offmm.offheap.lock.LockClass;
+import dev.offmm.offheap.LockClass;
 import dev.offmm.offheap.lock.PtLocks;
 import dev.offmm.offheap.page.MemMap;
 

@@ -72,7 +72,7 @@ public final class PageTableProbe implements AutoCloseable {
             return false;
         }
         long table = Pte.pfn(pmdval);
-        MemMap map = s.memory().memMap();
+        MemMap map = s.memory().zone().memMap();
         if (map.typeAcquire(table) != MemMap.TYPE_PTE_TABLE || map.ownerPlain(table) != s.mm().id()
                 || !s.entries().tableEmpty(table)) {
             return false;
@@ -126,7 +126,7 @@ public final class PageTableProbe implements AutoCloseable {
 
     /** The mapcount of frame {@code pfn}. */
     public int mapcount(long pfn) {
-        return s.memory().memMap().mapcountVolatile(pfn);
+        return s.memory().zone().memMap().mapcountVolatile(pfn);
     }
 
     /** Resident data pages. */

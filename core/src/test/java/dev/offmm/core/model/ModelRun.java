@@ -81,7 +81,7 @@ final class ModelRun {
         OpRunner[] runners = new OpRunner[o.threads()];
         AtomicReference<Failure> failure = new AtomicReference<>();
         boolean inject = o.failProbability() > 0;
-        FailPoints fp = world.memory.failPoints();
+        FailPoints fp = world.memory.zone().failPoints();
         Phaser phaser = new Phaser(o.threads()) {
             @Override
             protected boolean onAdvance(int phase, int parties) {

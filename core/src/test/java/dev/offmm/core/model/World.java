@@ -222,15 +222,15 @@ final class World implements AutoCloseable {
     public void close() {
         try {
             as.close();
-            memory.frames().drainCurrentThread();
-            memory.frames().reapDeadCaches();
-            memory.lockSlab().shrink();
+            memory.zone().frames().drainCurrentThread();
+            memory.zone().frames().reapDeadCaches();
+            memory.zone().lockSlab().shrink();
             long free = memory.freeFrameCount();
             if (free != initialFree) {
                 throw new ModelMismatch("frames leaked: " + (initialFree - free) + " of " + initialFree + " not returned");
             }
-            if (memory.lockSlab().liveLocks() != 0) {
-                throw new ModelMismatch("debug locks leaked: " + memory.lockSlab().liveLocks());
+            if (memory.zone().lockSlab().liveLocks() != 0) {
+                throw new ModelMismatch("debug locks leaked: " + memory.zone().lockSlab().liveLocks());
             }
         } finally {
             memory.close();

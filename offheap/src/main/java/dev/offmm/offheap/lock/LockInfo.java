@@ -1,5 +1,7 @@
 package dev.offmm.offheap.lock;
 
+import dev.offmm.offheap.LockClass;
+
 /**
  * A snapshot of one debug lock.
  *

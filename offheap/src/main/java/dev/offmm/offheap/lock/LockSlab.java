@@ -1,5 +1,6 @@
 package dev.offmm.offheap.lock;
 
+import dev.offmm.offheap.LockClass;
 import dev.offmm.offheap.frame.FrameAllocator;
 import dev.offmm.offheap.inject.FailPoints;
 import dev.offmm.offheap.inject.FailSite;

@@ -1,5 +1,6 @@
 package dev.offmm.offheap.lock;
 
+import dev.offmm.offheap.LockClass;
 import dev.offmm.offheap.page.MemMap;
 
 import java.lang.foreign.MemorySegment;

@@ -53,7 +53,7 @@ class BuddyAllocatorTest {
                     liveFrames -= 1L << b.order();
                 } else {
                     int order = random.nextInt(100) < 60 ? 0 : 1 + random.nextInt(BuddyAllocator.MAX_ORDER);
-                    long pfn = memory.allocFrames(order);
+                    long pfn = memory.zone().allocFrames(order);
                     if (pfn == NO_FRAME) {
                         if (order == 0) {
                             assertEquals(0, memory.freeFrameCount(), "order 0 may fail only when no frame is free");
@@ -75,7 +75,7 @@ class BuddyAllocatorTest {
             while (!live.isEmpty()) {
                 release(memory, model, live.remove(random.nextInt(live.size())));
             }
-            memory.frames().drainCurrentThread();
+            memory.zone().frames().drainCurrentThread();
             assertTrue(model.isEmpty());
             BuddyState.of(memory).assertSameAs(initial);
             assertEquals(0, memory.usedFrameCount());
@@ -92,17 +92,17 @@ class BuddyAllocatorTest {
         int clash = model.nextSetBit(from);
         assertTrue(clash < 0 || clash >= to, () -> "block " + b + " overlaps allocated frame " + clash);
         model.set(from, to);
-        MemorySegment bytes = memory.frameSegment(b.pfn(), b.order());
+        MemorySegment bytes = memory.zone().frameSegment(b.pfn(), b.order());
         bytes.set(ValueLayout.JAVA_LONG, 0, b.pfn() ^ STAMP_SALT);
         bytes.set(ValueLayout.JAVA_LONG, bytes.byteSize() - 8, ~b.pfn());
     }
 
     private static void release(PhysicalMemory memory, BitSet model, Block b) {
-        MemorySegment bytes = memory.frameSegment(b.pfn(), b.order());
+        MemorySegment bytes = memory.zone().frameSegment(b.pfn(), b.order());
         assertEquals(b.pfn() ^ STAMP_SALT, bytes.get(ValueLayout.JAVA_LONG, 0), "stamp at the start of " + b);
         assertEquals(~b.pfn(), bytes.get(ValueLayout.JAVA_LONG, bytes.byteSize() - 8), "stamp at the end of " + b);
         model.clear((int) b.pfn(), (int) (b.pfn() + (1L << b.order())));
-        memory.freeFrames(b.pfn(), b.order());
+        memory.zone().freeFrames(b.pfn(), b.order());
     }
 
     @Test
@@ -110,10 +110,10 @@ class BuddyAllocatorTest {
         try (PhysicalMemory memory = PhysicalMemory.create(64L << 20)) {
             List<Long> blocks = new ArrayList<>();
             long pfn;
-            while ((pfn = memory.allocFrames(BuddyAllocator.MAX_ORDER)) != NO_FRAME) {
+            while ((pfn = memory.zone().allocFrames(BuddyAllocator.MAX_ORDER)) != NO_FRAME) {
                 blocks.add(pfn);
                 assertEquals(0, pfn % 512, "pfn " + pfn + " is a multiple of 512");
-                MemorySegment bytes = memory.frameSegment(pfn, BuddyAllocator.MAX_ORDER);
+                MemorySegment bytes = memory.zone().frameSegment(pfn, BuddyAllocator.MAX_ORDER);
                 assertEquals(0, bytes.address() % PhysicalMemory.HUGE_PAGE_SIZE,
                         "address 0x" + Long.toHexString(bytes.address()) + " is 2 MiB aligned");
                 assertEquals(PhysicalMemory.HUGE_PAGE_SIZE, bytes.byteSize());
@@ -122,9 +122,9 @@ class BuddyAllocatorTest {
             assertEquals(31, blocks.size());
             assertEquals(31, blocks.stream().distinct().count());
             for (long b : blocks) {
-                memory.freeFrames(b, BuddyAllocator.MAX_ORDER);
+                memory.zone().freeFrames(b, BuddyAllocator.MAX_ORDER);
             }
-            assertEquals(31, memory.frames().buddy().freeBlocks(BuddyAllocator.MAX_ORDER));
+            assertEquals(31, memory.zone().frames().buddy().freeBlocks(BuddyAllocator.MAX_ORDER));
         }
     }
 
@@ -132,43 +132,43 @@ class BuddyAllocatorTest {
     void shouldReturnNoFrameOnExhaustionAndBeUsableAgainAfterFrees() {
         try (PhysicalMemory memory = PhysicalMemory.create(PhysicalMemory.HUGE_PAGE_SIZE)) {
             BuddyState initial = BuddyState.of(memory);
-            assertEquals(NO_FRAME, memory.allocFrames(BuddyAllocator.MAX_ORDER), "the only 2 MiB block holds the zero page");
+            assertEquals(NO_FRAME, memory.zone().allocFrames(BuddyAllocator.MAX_ORDER), "the only 2 MiB block holds the zero page");
 
             List<Long> frames = new ArrayList<>();
             long pfn;
-            while ((pfn = memory.allocFrame()) != NO_FRAME) {
+            while ((pfn = memory.zone().allocFrame()) != NO_FRAME) {
                 frames.add(pfn);
             }
             assertEquals(memory.frameCount() - 1, frames.size(), "every frame but the zero page was handed out");
             assertEquals(0, memory.freeFrameCount());
-            assertEquals(NO_FRAME, memory.allocFrame(), "exhaustion is a result, repeatedly");
+            assertEquals(NO_FRAME, memory.zone().allocFrame(), "exhaustion is a result, repeatedly");
             for (int order = 1; order <= BuddyAllocator.MAX_ORDER; order++) {
-                assertEquals(NO_FRAME, memory.allocFrames(order), "order " + order);
+                assertEquals(NO_FRAME, memory.zone().allocFrames(order), "order " + order);
             }
 
             for (long f : frames) {
-                memory.freeFrame(f);
+                memory.zone().freeFrame(f);
             }
-            long again = memory.allocFrame();
+            long again = memory.zone().allocFrame();
             assertNotEquals(NO_FRAME, again);
-            memory.freeFrame(again);
-            memory.frames().drainCurrentThread();
+            memory.zone().freeFrame(again);
+            memory.zone().frames().drainCurrentThread();
             BuddyState.of(memory).assertSameAs(initial);
-            long block = memory.allocFrames(8);
+            long block = memory.zone().allocFrames(8);
             assertEquals(256, block, "the upper half of the region coalesced into one order-8 block");
-            memory.freeFrames(block, 8);
+            memory.zone().freeFrames(block, 8);
         }
     }
 
     @Test
     void shouldReapTheCacheOfADeadThreadBeforeReportingExhaustion() throws InterruptedException {
         try (PhysicalMemory memory = PhysicalMemory.create(PhysicalMemory.HUGE_PAGE_SIZE)) {
-            Thread t = new Thread(() -> memory.freeFrame(memory.allocFrame()));
+            Thread t = new Thread(() -> memory.zone().freeFrame(memory.zone().allocFrame()));
             t.start();
             t.join();
-            assertTrue(memory.frames().buddy().freeFrames() < memory.frameCount() - 1, "the dead thread's cache holds frames");
+            assertTrue(memory.zone().frames().buddy().freeFrames() < memory.frameCount() - 1, "the dead thread's cache holds frames");
             long n = 0;
-            while (memory.allocFrame() != NO_FRAME) {
+            while (memory.zone().allocFrame() != NO_FRAME) {
                 n++;
             }
             assertEquals(memory.frameCount() - 1, n, "frames parked in a dead thread's cache were reaped");
@@ -179,13 +179,13 @@ class BuddyAllocatorTest {
     void shouldFreeOnlyWhenTheLastReferenceIsPut() {
         try (PhysicalMemory memory = PhysicalMemory.create(PhysicalMemory.HUGE_PAGE_SIZE)) {
             BuddyState initial = BuddyState.of(memory);
-            long pfn = memory.allocFrames(2);
-            assertEquals(1, memory.memMap().refcountVolatile(pfn));
-            assertEquals(2, memory.memMap().addAndGetRefcount(pfn, 1));
-            memory.frames().putFrames(pfn, 2);
-            assertEquals(1, memory.memMap().refcountVolatile(pfn));
+            long pfn = memory.zone().allocFrames(2);
+            assertEquals(1, memory.zone().memMap().refcountVolatile(pfn));
+            assertEquals(2, memory.zone().memMap().addAndGetRefcount(pfn, 1));
+            memory.zone().frames().putFrames(pfn, 2);
+            assertEquals(1, memory.zone().memMap().refcountVolatile(pfn));
             assertEquals(4, memory.usedFrameCount(), "still allocated while one reference remains");
-            memory.frames().putFrames(pfn, 2);
+            memory.zone().frames().putFrames(pfn, 2);
             assertEquals(0, memory.usedFrameCount(), "freed at zero");
             BuddyState.of(memory).assertSameAs(initial);
         }
@@ -194,14 +194,14 @@ class BuddyAllocatorTest {
     @Test
     void shouldCountOrder0FramesParkedInTheCacheAsFree() {
         try (PhysicalMemory memory = PhysicalMemory.create(PhysicalMemory.HUGE_PAGE_SIZE)) {
-            long pfn = memory.allocFrame();
+            long pfn = memory.zone().allocFrame();
             assertEquals(1, memory.usedFrameCount());
-            memory.freeFrame(pfn);
+            memory.zone().freeFrame(pfn);
             assertEquals(0, memory.usedFrameCount());
-            assertFalse(memory.frames().buddy().freeFrames() == memory.frameCount() - 1,
+            assertFalse(memory.zone().frames().buddy().freeFrames() == memory.frameCount() - 1,
                     "the freed frame is parked in the cache, not in the buddy lists");
-            memory.frames().drainCurrentThread();
-            assertEquals(memory.frameCount() - 1, memory.frames().buddy().freeFrames());
+            memory.zone().frames().drainCurrentThread();
+            assertEquals(memory.frameCount() - 1, memory.zone().frames().buddy().freeFrames());
         }
     }
 }

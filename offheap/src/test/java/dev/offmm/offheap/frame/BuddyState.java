@@ -14,7 +14,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 record BuddyState(long freeFrames, long[] blocksPerOrder) {
 
     static BuddyState of(PhysicalMemory memory) {
-        BuddyAllocator buddy = memory.frames().buddy();
+        BuddyAllocator buddy = memory.zone().frames().buddy();
         long[] blocks = new long[BuddyAllocator.MAX_ORDER + 1];
         for (int order = 0; order <= BuddyAllocator.MAX_ORDER; order++) {
             blocks[order] = buddy.freeBlocks(order);

@@ -23,7 +23,7 @@ class CacheDrainTest {
     void shouldDrainTheCachesOfLiveParkedThreadsBeforeReportingExhaustion() throws InterruptedException {
         int threads = 32;
         try (PhysicalMemory memory = PhysicalMemory.create(64L << 20)) {
-            FrameAllocator frames = memory.frames();
+            FrameAllocator frames = memory.zone().frames();
             long total = frames.freeFrameCount();
             CountDownLatch parked = new CountDownLatch(threads);
             CountDownLatch release = new CountDownLatch(1);
@@ -73,7 +73,7 @@ class CacheDrainTest {
     @Test
     void shouldForgetTheCachesOfDeadThreadsAsTheyAccumulate() throws InterruptedException {
         try (PhysicalMemory memory = PhysicalMemory.create(16L << 20)) {
-            FrameAllocator frames = memory.frames();
+            FrameAllocator frames = memory.zone().frames();
             long total = frames.freeFrameCount();
             for (int t = 0; t < 500; t++) {
                 Thread th = new Thread(() -> frames.freeFrame(frames.allocFrame()));
@@ -89,7 +89,7 @@ class CacheDrainTest {
     @Test
     void shouldBoundACacheByAConstantWhateverTheMemorySize() {
         try (PhysicalMemory memory = PhysicalMemory.create(256L << 20)) {
-            FrameAllocator frames = memory.frames();
+            FrameAllocator frames = memory.zone().frames();
             long[] got = new long[4096];
             for (int i = 0; i < got.length; i++) {
                 got[i] = frames.allocFrame();

@@ -43,7 +43,7 @@ class ConcurrentFramesStressTest {
     void shouldNeverHandTheSameFrameToTwoThreads(int batch, int high) throws InterruptedException {
         try (PhysicalMemory memory = PhysicalMemory.builder().bytes(8L << 20).frameCache(batch, high).build()) {
             BuddyState initial = BuddyState.of(memory);
-            MemMap map = memory.memMap();
+            MemMap map = memory.zone().memMap();
             AtomicReference<String> failure = new AtomicReference<>();
             ConcurrentLinkedQueue<Block> handoff = new ConcurrentLinkedQueue<>();
             CountDownLatch start = new CountDownLatch(1);
@@ -75,8 +75,8 @@ class ConcurrentFramesStressTest {
                 assertTrue(n > OPS_PER_THREAD / 4, "each thread allocated a lot: " + n);
             }
 
-            memory.frames().reapDeadCaches();
-            memory.frames().drainCurrentThread();
+            memory.zone().frames().reapDeadCaches();
+            memory.zone().frames().drainCurrentThread();
             BuddyState.of(memory).assertSameAs(initial);
             for (long pfn = 0; pfn < memory.frameCount(); pfn++) {
                 assertEquals(0, map.tagVolatile(pfn), "tag of pfn " + pfn);
@@ -106,7 +106,7 @@ class ConcurrentFramesStressTest {
                 release(memory, map, held.remove(random.nextInt(held.size())), tag, failure);
             } else {
                 int order = dice < 90 ? 0 : dice < 98 ? 1 + random.nextInt(3) : BuddyAllocator.MAX_ORDER;
-                long pfn = memory.allocFrames(order);
+                long pfn = memory.zone().allocFrames(order);
                 if (pfn == NO_FRAME) {
                     continue;
                 }
@@ -134,7 +134,7 @@ class ConcurrentFramesStressTest {
             }
             map.setTagVolatile(f, 0);
         }
-        memory.freeFrames(b.pfn(), b.order());
+        memory.zone().freeFrames(b.pfn(), b.order());
     }
 
     private static void fail(AtomicReference<String> failure, String message) {
@@ -146,16 +146,16 @@ class ConcurrentFramesStressTest {
     @Test
     void shouldCatchAFrameHandedOutAgainWhileStillClaimed() {
         try (PhysicalMemory memory = PhysicalMemory.create(2L << 20)) {
-            MemMap map = memory.memMap();
-            long pfn = memory.allocFrame();
+            MemMap map = memory.zone().memMap();
+            long pfn = memory.zone().allocFrame();
             assertTrue(map.casTag(pfn, 0, 1));
-            memory.freeFrame(pfn); // broken holder: frees without dropping its claim
-            long again = memory.allocFrame();
+            memory.zone().freeFrame(pfn); // broken holder: frees without dropping its claim
+            long again = memory.zone().allocFrame();
             assertEquals(pfn, again, "the per-thread cache is LIFO");
             assertFalse(map.casTag(again, 0, 2), "the second holder's claim fails");
             assertNotEquals(2, map.tagVolatile(again));
             map.setTagVolatile(again, 0);
-            memory.freeFrame(again);
+            memory.zone().freeFrame(again);
         }
     }
 }

@@ -51,26 +51,26 @@ class FailPointsTest {
     @Test
     void shouldFailTheNthAllocationOfPhysicalMemory() {
         try (PhysicalMemory memory = PhysicalMemory.create(2L << 20)) {
-            memory.failPoints().failNth(FailSite.FRAME, 3);
-            long a = memory.allocFrame();
-            long b = memory.allocFrame();
-            assertEquals(FrameAllocator.NO_FRAME, memory.allocFrame(), "third allocation fails");
-            long c = memory.allocFrame();
+            memory.zone().failPoints().failNth(FailSite.FRAME, 3);
+            long a = memory.zone().allocFrame();
+            long b = memory.zone().allocFrame();
+            assertEquals(FrameAllocator.NO_FRAME, memory.zone().allocFrame(), "third allocation fails");
+            long c = memory.zone().allocFrame();
             assertNotEquals(FrameAllocator.NO_FRAME, a);
             assertNotEquals(FrameAllocator.NO_FRAME, b);
             assertNotEquals(FrameAllocator.NO_FRAME, c);
             assertEquals(3, memory.usedFrameCount(), "the failed call took nothing");
 
-            memory.failPoints().failNth(FailSite.FRAME_HIGH_ORDER, 1);
-            assertEquals(FrameAllocator.NO_FRAME, memory.allocFrames(4));
-            long d = memory.allocFrames(4);
+            memory.zone().failPoints().failNth(FailSite.FRAME_HIGH_ORDER, 1);
+            assertEquals(FrameAllocator.NO_FRAME, memory.zone().allocFrames(4));
+            long d = memory.zone().allocFrames(4);
             assertNotEquals(FrameAllocator.NO_FRAME, d);
-            assertEquals(1, memory.failPoints().injected(FailSite.FRAME));
-            assertEquals(1, memory.failPoints().injected(FailSite.FRAME_HIGH_ORDER));
-            memory.freeFrame(a);
-            memory.freeFrame(b);
-            memory.freeFrame(c);
-            memory.freeFrames(d, 4);
+            assertEquals(1, memory.zone().failPoints().injected(FailSite.FRAME));
+            assertEquals(1, memory.zone().failPoints().injected(FailSite.FRAME_HIGH_ORDER));
+            memory.zone().freeFrame(a);
+            memory.zone().freeFrame(b);
+            memory.zone().freeFrame(c);
+            memory.zone().freeFrames(d, 4);
             assertEquals(0, memory.usedFrameCount());
         }
     }

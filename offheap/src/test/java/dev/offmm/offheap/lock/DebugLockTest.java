@@ -1,5 +1,6 @@
 package dev.offmm.offheap.lock;
 
+import dev.offmm.offheap.LockClass;
 import dev.offmm.offheap.page.MemMap;
 import dev.offmm.offheap.PhysicalMemory;
 import dev.offmm.offheap.frame.FrameAllocator;
@@ -28,7 +29,7 @@ class DebugLockTest {
     @BeforeEach
     void create() {
         memory = PhysicalMemory.create(4L << 20);
-        locks = new PtLocks(memory.memMap(), memory.lockSlab(), true);
+        locks = new PtLocks(memory.zone().memMap(), memory.zone().lockSlab(), true);
     }
 
     @AfterEach
@@ -37,16 +38,16 @@ class DebugLockTest {
     }
 
     private long newTable() {
-        long pfn = memory.allocFrame();
+        long pfn = memory.zone().allocFrame();
         assertTrue(pfn != FrameAllocator.NO_FRAME);
-        memory.memMap().setTypeRelease(pfn, MemMap.TYPE_PTE_TABLE);
+        memory.zone().memMap().setTypeRelease(pfn, MemMap.TYPE_PTE_TABLE);
         return pfn;
     }
 
     private void destroyTable(long pfn) {
         locks.ptlockFree(pfn);
-        memory.memMap().setTypeRelease(pfn, MemMap.TYPE_NONE);
-        memory.freeFrame(pfn);
+        memory.zone().memMap().setTypeRelease(pfn, MemMap.TYPE_NONE);
+        memory.zone().freeFrame(pfn);
     }
 
     private static Throwable thrownByAnotherThread(Runnable action) throws ExecutionException, InterruptedException {
@@ -99,12 +100,12 @@ class DebugLockTest {
     void shouldReportLockAllocationFailureFromTheFailPointWithoutLeaking() {
         long table = newTable();
         long used = memory.usedFrameCount();
-        memory.failPoints().failNth(FailSite.PTLOCK, 1);
+        memory.zone().failPoints().failNth(FailSite.PTLOCK, 1);
 
         assertFalse(locks.ptlockInit(table, LockClass.PTE), "the constructor reports the failure");
-        assertEquals(1, memory.failPoints().injected(FailSite.PTLOCK));
+        assertEquals(1, memory.zone().failPoints().injected(FailSite.PTLOCK));
         assertEquals(0, locks.liveLocks());
-        assertEquals(0, memory.lockSlab().liveLocks());
+        assertEquals(0, memory.zone().lockSlab().liveLocks());
         assertEquals(used, memory.usedFrameCount());
         assertThrows(IllegalStateException.class, () -> locks.ptlockPtr(table), "the table has no lock");
 
@@ -117,18 +118,18 @@ class DebugLockTest {
     void shouldReportLockAllocationFailureWhenTheSlabCannotGrow() {
         long table = newTable();
         long used = memory.usedFrameCount();
-        assertEquals(0, memory.lockSlab().pages(), "the slab starts empty");
-        memory.failPoints().failAlways(FailSite.SLAB_PAGE);
+        assertEquals(0, memory.zone().lockSlab().pages(), "the slab starts empty");
+        memory.zone().failPoints().failAlways(FailSite.SLAB_PAGE);
 
         assertFalse(locks.ptlockInit(table, LockClass.PTE));
         assertFalse(locks.ptlockInit(table, LockClass.PTE));
-        assertEquals(2, memory.failPoints().injected(FailSite.SLAB_PAGE));
-        assertEquals(0, memory.lockSlab().pages());
-        assertEquals(0, memory.lockSlab().liveLocks());
+        assertEquals(2, memory.zone().failPoints().injected(FailSite.SLAB_PAGE));
+        assertEquals(0, memory.zone().lockSlab().pages());
+        assertEquals(0, memory.zone().lockSlab().liveLocks());
         assertEquals(0, locks.liveLocks());
         assertEquals(used, memory.usedFrameCount(), "no slab page was taken");
 
-        memory.failPoints().disarm(FailSite.SLAB_PAGE);
+        memory.zone().failPoints().disarm(FailSite.SLAB_PAGE);
         assertTrue(locks.ptlockInit(table, LockClass.PTE));
         destroyTable(table);
     }
@@ -137,14 +138,14 @@ class DebugLockTest {
     void shouldReportLockAllocationFailureWhenFramesAreExhausted() {
         long table = newTable();
         List<Long> hog = new ArrayList<>();
-        for (long pfn; (pfn = memory.allocFrame()) != FrameAllocator.NO_FRAME;) {
+        for (long pfn; (pfn = memory.zone().allocFrame()) != FrameAllocator.NO_FRAME;) {
             hog.add(pfn);
         }
         assertFalse(locks.ptlockInit(table, LockClass.PTE), "no frame for a slab page");
         assertEquals(0, locks.liveLocks());
-        memory.freeFrame(hog.removeLast());
+        memory.zone().freeFrame(hog.removeLast());
         assertTrue(locks.ptlockInit(table, LockClass.PTE), "one free frame is enough for a slab page");
-        hog.forEach(memory::freeFrame);
+        hog.forEach(memory.zone()::freeFrame);
         destroyTable(table);
     }
 
@@ -158,17 +159,17 @@ class DebugLockTest {
             tables.add(table);
         }
         assertEquals(300, locks.liveLocks());
-        assertEquals(300, memory.lockSlab().liveLocks());
-        assertEquals(5, memory.lockSlab().pages(), "64 locks per slab page");
+        assertEquals(300, memory.zone().lockSlab().liveLocks());
+        assertEquals(5, memory.zone().lockSlab().pages(), "64 locks per slab page");
         assertEquals(used + 300 + 5, memory.usedFrameCount());
 
         for (long table : tables) {
             destroyTable(table);
         }
         assertEquals(0, locks.liveLocks());
-        assertEquals(0, memory.lockSlab().liveLocks());
-        memory.lockSlab().shrink();
-        assertEquals(0, memory.lockSlab().pages());
+        assertEquals(0, memory.zone().lockSlab().liveLocks());
+        memory.zone().lockSlab().shrink();
+        assertEquals(0, memory.zone().lockSlab().pages());
         assertEquals(used, memory.usedFrameCount(), "every slab page went back to the frame allocator");
     }
 
@@ -180,11 +181,11 @@ class DebugLockTest {
             assertTrue(locks.ptlockInit(table, LockClass.PTE));
             tables.add(table);
         }
-        assertEquals(4, memory.lockSlab().pages());
+        assertEquals(4, memory.zone().lockSlab().pages());
         for (long table : tables) {
             destroyTable(table);
         }
-        assertEquals(1, memory.lockSlab().pages(), "one empty page is kept for reuse, the others are returned");
+        assertEquals(1, memory.zone().lockSlab().pages(), "one empty page is kept for reuse, the others are returned");
 
         // The accounting still holds after the kept page is reused and emptied again.
         for (int round = 0; round < 3; round++) {
@@ -194,9 +195,9 @@ class DebugLockTest {
                 assertTrue(locks.ptlockInit(table, LockClass.PTE));
                 tables.add(table);
             }
-            assertEquals(2, memory.lockSlab().pages());
+            assertEquals(2, memory.zone().lockSlab().pages());
             tables.forEach(this::destroyTable);
-            assertEquals(1, memory.lockSlab().pages(), "round " + round);
+            assertEquals(1, memory.zone().lockSlab().pages(), "round " + round);
         }
     }
 
@@ -211,15 +212,15 @@ class DebugLockTest {
 
         assertThrows(IllegalStateException.class, () -> locks.ptlockFree(table), "destructor run twice");
         assertThrows(IllegalStateException.class, () -> locks.ptlockPtr(table), "no lock after the destructor");
-        assertThrows(IllegalStateException.class, () -> memory.lockSlab().free(handle), "record freed twice");
+        assertThrows(IllegalStateException.class, () -> memory.zone().lockSlab().free(handle), "record freed twice");
         assertThrows(IllegalStateException.class, () -> locks.info(handle));
         assertThrows(IllegalStateException.class, () -> locks.lock(handle), "locking a freed lock");
         assertThrows(IllegalStateException.class, () -> locks.tryLock(handle), "locking a freed lock");
-        assertEquals(0, memory.lockSlab().holder(handle), "the freed record was not written");
-        assertEquals(1, memory.lockSlab().liveLocks());
+        assertEquals(0, memory.zone().lockSlab().holder(handle), "the freed record was not written");
+        assertEquals(1, memory.zone().lockSlab().liveLocks());
 
-        memory.memMap().setTypeRelease(table, MemMap.TYPE_NONE);
-        memory.freeFrame(table);
+        memory.zone().memMap().setTypeRelease(table, MemMap.TYPE_NONE);
+        memory.zone().freeFrame(table);
         destroyTable(keep);
     }
 
@@ -271,11 +272,11 @@ class DebugLockTest {
 
     @Test
     void shouldHaveNoStatisticsInInlineMode() {
-        PtLocks inline = new PtLocks(memory.memMap(), memory.lockSlab(), false);
+        PtLocks inline = new PtLocks(memory.zone().memMap(), memory.zone().lockSlab(), false);
         long table = newTable();
         assertTrue(inline.ptlockInit(table, LockClass.PTE));
         assertNull(inline.info(inline.ptlockPtr(table)));
-        assertEquals(0, memory.lockSlab().liveLocks(), "inline locks take nothing from the slab");
+        assertEquals(0, memory.zone().lockSlab().liveLocks(), "inline locks take nothing from the slab");
         inline.ptlockFree(table);
     }
 }

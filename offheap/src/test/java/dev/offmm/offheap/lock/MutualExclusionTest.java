@@ -1,5 +1,6 @@
 package dev.offmm.offheap.lock;
 
+import dev.offmm.offheap.LockClass;
 import dev.offmm.offheap.host.Backoff;
 import dev.offmm.offheap.page.MemMap;
 import dev.offmm.offheap.PhysicalMemory;
@@ -40,9 +41,9 @@ class MutualExclusionTest {
     void shouldNeverLetTwoThreadsIntoTheCriticalSection(boolean debug, int threads, int iterations, boolean useTryLock)
             throws InterruptedException {
         try (PhysicalMemory memory = PhysicalMemory.create(4L << 20)) {
-            PtLocks locks = new PtLocks(memory.memMap(), memory.lockSlab(), debug);
-            long table = memory.allocFrame();
-            memory.memMap().setTypeRelease(table, MemMap.TYPE_PTE_TABLE);
+            PtLocks locks = new PtLocks(memory.zone().memMap(), memory.zone().lockSlab(), debug);
+            long table = memory.zone().allocFrame();
+            memory.zone().memMap().setTypeRelease(table, MemMap.TYPE_PTE_TABLE);
             assertTrue(locks.ptlockInit(table, LockClass.PTE));
             long handle = locks.ptlockPtr(table);
             CounterHarness.Guard guard = new CounterHarness.Guard() {
@@ -64,7 +65,7 @@ class MutualExclusionTest {
                 }
             };
 
-            long count = CounterHarness.run(threads, iterations, guard, memory.frameSegment(table, 0));
+            long count = CounterHarness.run(threads, iterations, guard, memory.zone().frameSegment(table, 0));
 
             assertEquals((long) threads * iterations, count, "increments under the lock");
             assertFalse(locks.isHeld(handle));
@@ -72,8 +73,8 @@ class MutualExclusionTest {
                 assertEquals((long) threads * iterations, locks.info(handle).acquisitions());
             }
             locks.ptlockFree(table);
-            memory.memMap().setTypeRelease(table, MemMap.TYPE_NONE);
-            memory.freeFrame(table);
+            memory.zone().memMap().setTypeRelease(table, MemMap.TYPE_NONE);
+            memory.zone().freeFrame(table);
             assertEquals(0, locks.liveLocks());
         }
     }

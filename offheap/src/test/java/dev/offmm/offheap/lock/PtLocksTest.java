@@ -1,5 +1,6 @@
 package dev.offmm.offheap.lock;
 
+import dev.offmm.offheap.LockClass;
 import dev.offmm.offheap.page.MemMap;
 import dev.offmm.offheap.PhysicalMemory;
 import org.junit.jupiter.api.AfterEach;
@@ -24,8 +25,8 @@ class PtLocksTest {
     @BeforeEach
     void create() {
         memory = PhysicalMemory.create(4L << 20);
-        table = memory.allocFrame();
-        memory.memMap().setTypeRelease(table, MemMap.TYPE_PMD_TABLE);
+        table = memory.zone().allocFrame();
+        memory.zone().memMap().setTypeRelease(table, MemMap.TYPE_PMD_TABLE);
     }
 
     @AfterEach
@@ -46,7 +47,7 @@ class PtLocksTest {
     @ParameterizedTest(name = "debug={0}")
     @ValueSource(booleans = {false, true})
     void shouldConstructAnUnlockedLockAndExcludeOtherThreadsWhileHeld(boolean debug) throws Exception {
-        PtLocks locks = new PtLocks(memory.memMap(), memory.lockSlab(), debug);
+        PtLocks locks = new PtLocks(memory.zone().memMap(), memory.zone().lockSlab(), debug);
         assertEquals(debug, locks.debug());
         assertTrue(locks.ptlockInit(table, LockClass.PMD));
         assertEquals(1, locks.liveLocks());
@@ -70,9 +71,9 @@ class PtLocksTest {
     @ParameterizedTest(name = "debug={0}")
     @ValueSource(booleans = {false, true})
     void shouldGiveEachTableItsOwnLock(boolean debug) throws Exception {
-        PtLocks locks = new PtLocks(memory.memMap(), memory.lockSlab(), debug);
-        long other = memory.allocFrame();
-        memory.memMap().setTypeRelease(other, MemMap.TYPE_PTE_TABLE);
+        PtLocks locks = new PtLocks(memory.zone().memMap(), memory.zone().lockSlab(), debug);
+        long other = memory.zone().allocFrame();
+        memory.zone().memMap().setTypeRelease(other, MemMap.TYPE_PTE_TABLE);
         assertTrue(locks.ptlockInit(table, LockClass.PMD));
         assertTrue(locks.ptlockInit(other, LockClass.PTE));
         long a = locks.ptlockPtr(table);
@@ -89,29 +90,29 @@ class PtLocksTest {
     @ParameterizedTest(name = "debug={0}")
     @ValueSource(booleans = {false, true})
     void shouldRejectFreeingAHeldLock(boolean debug) {
-        PtLocks locks = new PtLocks(memory.memMap(), memory.lockSlab(), debug);
+        PtLocks locks = new PtLocks(memory.zone().memMap(), memory.zone().lockSlab(), debug);
         assertTrue(locks.ptlockInit(table, LockClass.PMD));
         long handle = locks.ptlockPtr(table);
         locks.lock(handle);
-        long slabLocks = memory.lockSlab().liveLocks();
+        long slabLocks = memory.zone().lockSlab().liveLocks();
 
         IllegalStateException e = assertThrows(IllegalStateException.class, () -> locks.ptlockFree(table));
         assertTrue(e.getMessage().contains("hold") || e.getMessage().contains("held"), e.getMessage());
         assertEquals(1, locks.liveLocks(), "the failed destructor changed nothing");
-        assertEquals(slabLocks, memory.lockSlab().liveLocks());
+        assertEquals(slabLocks, memory.zone().lockSlab().liveLocks());
         assertEquals(handle, locks.ptlockPtr(table));
         assertTrue(locks.isHeld(handle));
 
         locks.unlock(handle);
         locks.ptlockFree(table);
         assertEquals(0, locks.liveLocks());
-        assertEquals(0, memory.lockSlab().liveLocks());
+        assertEquals(0, memory.zone().lockSlab().liveLocks());
     }
 
     @ParameterizedTest(name = "debug={0}")
     @ValueSource(booleans = {false, true})
     void shouldReportContentionToTheWaiter(boolean debug) throws Exception {
-        PtLocks locks = new PtLocks(memory.memMap(), memory.lockSlab(), debug);
+        PtLocks locks = new PtLocks(memory.zone().memMap(), memory.zone().lockSlab(), debug);
         assertTrue(locks.ptlockInit(table, LockClass.PMD));
         long handle = locks.ptlockPtr(table);
         locks.lock(handle);

@@ -1,4 +1,4 @@
-package dev.offmm.offheap.lock;
+package dev.offmm.offheap;
 
 /** What a page-table lock guards; statistics and lock-order checks are kept per class. */
 public enum LockClass {

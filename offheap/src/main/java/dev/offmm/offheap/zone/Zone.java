@@ -1,0 +1,176 @@
+package dev.offmm.offheap.zone;
+
+import dev.offmm.offheap.Checks;
+import dev.offmm.offheap.frame.BuddyAllocator;
+import dev.offmm.offheap.frame.FrameAllocator;
+import dev.offmm.offheap.inject.FailPoints;
+import dev.offmm.offheap.lock.LockSlab;
+import dev.offmm.offheap.page.MemMap;
+import dev.offmm.offheap.page.PageSize;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * The inside of one physical memory: the frame region, its mem_map, the frame allocator with
+ * its per-thread caches, the debug-lock slab and the fail points. {@code dev.offmm.core} reaches
+ * it through {@code PhysicalMemory.zone()}; the module exports this package to core alone, so
+ * user code on the module path can neither allocate a frame nor touch the region.
+ *
+ * <p>Pfn 0 is reserved for the whole life of the memory as the shared zero page, so neither a
+ * page-table entry nor a ptl word ever names it by accident.
+ *
+ * <p>Pinned pages hand out segments whose lifetime is their pin's, not the region's; so that no
+ * such segment can outlive the memory behind it, the region is released only once the zone is
+ * closed and the last pin has closed ({@link #pinOpened()} / {@link #pinClosed()}).
+ */
+public final class Zone {
+    private final Arena arena;
+    private final MemorySegment region;
+    private final MemMap memMap;
+    private final FailPoints failPoints;
+    private final FrameAllocator frames;
+    private final LockSlab lockSlab;
+    private final AtomicLong openPins = new AtomicLong();
+    private final AtomicBoolean released = new AtomicBoolean();
+    private volatile boolean closed;
+
+    /**
+     * Allocates a zone of {@code bytes} (a multiple of 2 MiB) whose per-thread caches move
+     * {@code cacheBatch} frames at a time and hold at most {@code cacheHigh}.
+     */
+    public Zone(long bytes, int cacheBatch, int cacheHigh) {
+        long nrFrames = bytes >>> PageSize.SHIFT;
+        this.arena = Arena.ofShared();
+        try {
+            this.region = arena.allocate(bytes, PageSize.HUGE_BYTES);
+            this.memMap = new MemMap(arena.allocate(nrFrames << MemMap.RECORD_SHIFT, MemMap.RECORD_BYTES), nrFrames);
+        } catch (OutOfMemoryError | RuntimeException e) {
+            arena.close();
+            throw e;
+        }
+        this.failPoints = new FailPoints();
+        this.frames = new FrameAllocator(memMap, failPoints, cacheBatch, cacheHigh);
+        this.lockSlab = new LockSlab(region, memMap, frames, failPoints);
+        memMap.setTypeRelease(0, MemMap.TYPE_ZERO);
+    }
+
+    /** Number of 4 KiB frames. */
+    public long frameCount() {
+        return memMap.nrFrames();
+    }
+
+    /** The frame allocator. */
+    public FrameAllocator frames() {
+        ensureOpen();
+        return frames;
+    }
+
+    /** Allocates an order-0 frame; {@link FrameAllocator#NO_FRAME} when exhausted. */
+    public long allocFrame() {
+        return frames.allocFrame();
+    }
+
+    /** Allocates 2^order contiguous, naturally aligned frames; {@link FrameAllocator#NO_FRAME} when none. */
+    public long allocFrames(int order) {
+        return frames.allocFrames(order);
+    }
+
+    /** Frees an order-0 frame. */
+    public void freeFrame(long pfn) {
+        frames.freeFrame(pfn);
+    }
+
+    /** Frees 2^order frames allocated together. */
+    public void freeFrames(long pfn, int order) {
+        frames.freeFrames(pfn, order);
+    }
+
+    /** The mem_map. */
+    public MemMap memMap() {
+        ensureOpen();
+        return memMap;
+    }
+
+    /** The fail points of every allocation site of this memory. */
+    public FailPoints failPoints() {
+        return failPoints;
+    }
+
+    /** The debug-lock slab. */
+    public LockSlab lockSlab() {
+        ensureOpen();
+        return lockSlab;
+    }
+
+    /** The whole frame region; byte {@code pfn << PAGE_SHIFT} starts frame {@code pfn}. */
+    public MemorySegment region() {
+        ensureOpen();
+        return region;
+    }
+
+    /**
+     * The bytes of the block of 2^order frames at {@code pfn}, a slice of the region.
+     *
+     * @throws IllegalArgumentException if the block is not inside the region
+     */
+    public MemorySegment frameSegment(long pfn, int order) {
+        ensureOpen();
+        Checks.inRange("order", order, 0, BuddyAllocator.MAX_ORDER);
+        Checks.inRange("pfn", pfn, 0, frameCount() - (1L << order));
+        return region.asSlice(pfn << PageSize.SHIFT, PageSize.BYTES << order);
+    }
+
+    /** Fills the block of 2^order frames at {@code pfn} with zeros. */
+    public void zeroFrames(long pfn, int order) {
+        region.asSlice(pfn << PageSize.SHIFT, PageSize.BYTES << order).fill((byte) 0);
+    }
+
+    /** A pin opened: the region stays until it closes. */
+    public void pinOpened() {
+        openPins.incrementAndGet();
+    }
+
+    /** A pin closed; the last one after {@link #close()} releases the region. */
+    public void pinClosed() {
+        if (openPins.decrementAndGet() == 0 && closed) {
+            release();
+        }
+    }
+
+    /** Pins open now. */
+    public long openPins() {
+        return openPins.get();
+    }
+
+    /** Whether {@link #close()} has run. */
+    public boolean isClosed() {
+        return closed;
+    }
+
+    /**
+     * Closes the zone: every later use fails with {@link IllegalStateException}. The region is
+     * released now, or when the last open pin closes. Idempotent.
+     */
+    public void close() {
+        closed = true;
+        frames.close();
+        if (openPins.get() == 0) {
+            release();
+        }
+    }
+
+    private void release() {
+        if (released.compareAndSet(false, true)) {
+            arena.close();
+        }
+    }
+
+    private void ensureOpen() {
+        if (closed) {
+            throw new IllegalStateException("physical memory is closed");
+        }
+    }
+}
