@@ -181,13 +181,19 @@ final class ModelRun {
             OpRunner runner = new OpRunner(world, t, mmu, o.failProbability() > 0);
             runners[t] = runner;
             OpGenerator gen = new OpGenerator(threadSeed(seed, t), runner, t == 0 ? o.rogueAt() : -1);
+            // Threads park at random while attached (never idle()): a context between accesses must
+            // hold nothing back, or another thread's allocation would starve and the run fail.
+            java.util.SplittableRandom parks = new java.util.SplittableRandom(threadSeed(seed, t) ^ 0x5A5A5A5AL);
             try {
                 for (; i < o.opsPerThread() && failure.get() == null; i++) {
                     Op op = gen.next();
                     trace.add(op);
                     runner.apply(op);
+                    if (parks.nextInt(512) == 0) {
+                        java.util.concurrent.locks.LockSupport.parkNanos(parks.nextLong(200_000));
+                    }
                     if ((i + 1) % o.checkEvery() == 0) {
-                        mmu.idle();
+                        // Met while attached, without idle(): the context holds nothing between accesses.
                         phaser.arriveAndAwaitAdvance();
                     }
                 }
