@@ -6,7 +6,8 @@ import java.util.Arrays;
 
 /**
  * Entry point of the bench jar: {@code demo} (a short fault-scaling sweep), {@code scale} (the
- * full harness), {@code jmh} (the JMH suite with JMH's own options).
+ * full harness), {@code reclaim} (the memory-comes-back scenarios), {@code jmh} (the JMH suite
+ * with JMH's own options).
  */
 public final class Main {
     private Main() {
@@ -21,8 +22,9 @@ public final class Main {
             case "scale" -> ScaleHarness.main(rest, false);
             case "demo" -> ScaleHarness.main(rest, true);
             case "stat" -> dev.offmm.bench.stat.StatCommand.main(rest);
+            case "reclaim" -> dev.offmm.bench.reclaim.ReclaimHarness.main(rest);
             default -> {
-                System.err.println("usage: offmm-bench demo|scale|stat|jmh [options]   (scale --help for the harness)");
+                System.err.println("usage: offmm-bench demo|scale|stat|reclaim|jmh [options]   (scale --help for the harness)");
                 System.exit(cmd.equals("help") ? 0 : 2);
             }
         }

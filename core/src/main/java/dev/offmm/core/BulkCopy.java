@@ -14,7 +14,9 @@ import java.lang.foreign.MemorySegment;
  * A page-crossing single access translates both pages first, within one TLB generation, so that
  * it happens whole or not at all.
  *
- * <p>Confined to the {@link Mmu}'s thread, like the {@code Mmu} itself.
+ * <p>Confined to the {@link Mmu}'s thread, like the {@code Mmu} itself: each entry point checks
+ * the thread before it touches the context's slot, so its {@code finally} ends only the owner's
+ * access.
  */
 final class BulkCopy {
     /** Pages a bulk copy moves in one access before it leaves it and enters again. */
@@ -46,6 +48,7 @@ final class BulkCopy {
      * address space closed meanwhile) propagate without a count.
      */
     void copy(long va, MemorySegment buf, long off, long len, boolean write) {
+        mmu.checkThread();
         long done = 0;
         int pages = 0;
         try {
@@ -56,6 +59,7 @@ final class BulkCopy {
                 try {
                     pa = mmu.translate(a, write);
                 } catch (FaultException e) {
+                    // translate left the access; the bytes before this page are all copied.
                     FaultException f = new FaultException(e.kind(), e.address(), write, done);
                     f.initCause(e);
                     throw f;
@@ -80,6 +84,7 @@ final class BulkCopy {
 
     /** Reads {@code bytes} (at most 8) little-endian bytes at {@code va}, which cross into the next page. */
     long crossPageGet(long va, int bytes) {
+        mmu.checkThread();
         long head = PAGE - Entries.pageOffset(va);
         try {
             translatePair(va, head, false);
@@ -99,6 +104,7 @@ final class BulkCopy {
      * store that faults on either page writes nothing, as on hardware.
      */
     void crossPagePut(long va, long value, int bytes) {
+        mmu.checkThread();
         long head = PAGE - Entries.pageOffset(va);
         try {
             translatePair(va, head, true);

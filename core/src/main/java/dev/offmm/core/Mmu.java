@@ -75,8 +75,9 @@ public final class Mmu extends TlbContext implements AutoCloseable {
 
     /** Reads the byte at {@code va}. */
     public byte getByte(long va) {
+        long pa = translate(va, false);
         try {
-            return FrameBytes.getBytePlain(region, translate(va, false));
+            return FrameBytes.getBytePlain(region, pa);
         } finally {
             exit();
         }
@@ -84,8 +85,9 @@ public final class Mmu extends TlbContext implements AutoCloseable {
 
     /** Writes the byte at {@code va}. */
     public void putByte(long va, byte value) {
+        long pa = translate(va, true);
         try {
-            FrameBytes.setBytePlain(region, translate(va, true), value);
+            FrameBytes.setBytePlain(region, pa, value);
         } finally {
             exit();
         }
@@ -96,8 +98,9 @@ public final class Mmu extends TlbContext implements AutoCloseable {
         if ((va & PAGE_MASK) > PAGE_MASK - (Integer.BYTES - 1)) {
             return (int) bulk.crossPageGet(va, Integer.BYTES);
         }
+        long pa = translate(va, false);
         try {
-            return FrameBytes.getIntPlain(region, translate(va, false));
+            return FrameBytes.getIntPlain(region, pa);
         } finally {
             exit();
         }
@@ -109,8 +112,9 @@ public final class Mmu extends TlbContext implements AutoCloseable {
             bulk.crossPagePut(va, value, Integer.BYTES);
             return;
         }
+        long pa = translate(va, true);
         try {
-            FrameBytes.setIntPlain(region, translate(va, true), value);
+            FrameBytes.setIntPlain(region, pa, value);
         } finally {
             exit();
         }
@@ -121,8 +125,9 @@ public final class Mmu extends TlbContext implements AutoCloseable {
         if ((va & PAGE_MASK) > PAGE_MASK - (Long.BYTES - 1)) {
             return bulk.crossPageGet(va, Long.BYTES);
         }
+        long pa = translate(va, false);
         try {
-            return FrameBytes.getLongPlain(region, translate(va, false));
+            return FrameBytes.getLongPlain(region, pa);
         } finally {
             exit();
         }
@@ -134,8 +139,9 @@ public final class Mmu extends TlbContext implements AutoCloseable {
             bulk.crossPagePut(va, value, Long.BYTES);
             return;
         }
+        long pa = translate(va, true);
         try {
-            FrameBytes.setLongPlain(region, translate(va, true), value);
+            FrameBytes.setLongPlain(region, pa, value);
         } finally {
             exit();
         }
@@ -143,8 +149,9 @@ public final class Mmu extends TlbContext implements AutoCloseable {
 
     /** Load-acquire of the 8-aligned long at {@code va}; pairs with {@link #putLongRelease}. */
     public long getLongAcquire(long va) {
+        long pa = translate(FrameBytes.aligned8(va), false);
         try {
-            return FrameBytes.getLongAcquire(region, translate(FrameBytes.aligned8(va), false));
+            return FrameBytes.getLongAcquire(region, pa);
         } finally {
             exit();
         }
@@ -152,8 +159,9 @@ public final class Mmu extends TlbContext implements AutoCloseable {
 
     /** Store-release of the 8-aligned long at {@code va}; pairs with {@link #getLongAcquire}. */
     public void putLongRelease(long va, long value) {
+        long pa = translate(FrameBytes.aligned8(va), true);
         try {
-            FrameBytes.setLongRelease(region, translate(FrameBytes.aligned8(va), true), value);
+            FrameBytes.setLongRelease(region, pa, value);
         } finally {
             exit();
         }
@@ -161,8 +169,9 @@ public final class Mmu extends TlbContext implements AutoCloseable {
 
     /** Volatile compare-and-set of the 8-aligned long at {@code va}. */
     public boolean compareAndSetLong(long va, long expected, long value) {
+        long pa = translate(FrameBytes.aligned8(va), true);
         try {
-            return FrameBytes.casLong(region, translate(FrameBytes.aligned8(va), true), expected, value);
+            return FrameBytes.casLong(region, pa, expected, value);
         } finally {
             exit();
         }
@@ -170,8 +179,9 @@ public final class Mmu extends TlbContext implements AutoCloseable {
 
     /** Volatile get-and-add of the 8-aligned long at {@code va}; returns the old value. */
     public long getAndAddLong(long va, long delta) {
+        long pa = translate(FrameBytes.aligned8(va), true);
         try {
-            return FrameBytes.getAndAddLong(region, translate(FrameBytes.aligned8(va), true), delta);
+            return FrameBytes.getAndAddLong(region, pa, delta);
         } finally {
             exit();
         }
@@ -229,8 +239,9 @@ public final class Mmu extends TlbContext implements AutoCloseable {
     public PinnedPage pin(long va, boolean write) {
         // Inside the access the frame cannot be released, so the mapping's reference is still
         // held while the pin takes its own.
+        long pfn = translate(va, write) >>> Entries.PAGE_SHIFT;
         try {
-            return PinnedPage.pin(mm.memory(), va & -Entries.PAGE_SIZE, translate(va, write) >>> Entries.PAGE_SHIFT);
+            return PinnedPage.pin(mm.memory(), va & -Entries.PAGE_SIZE, pfn);
         } finally {
             exit();
         }

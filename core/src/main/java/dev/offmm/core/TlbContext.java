@@ -78,7 +78,8 @@ abstract sealed class TlbContext permits Mmu {
     /**
      * Enters an access (or stays in it) and returns the physical offset of {@code va} for a read
      * or a write. The hot path: a store, a generation check and a tag compare, no allocation.
-     * Whatever it returns or throws, the caller ends the access with {@link #exit()}.
+     * When it returns, the caller touches the frame and then ends the access with {@link #exit()};
+     * when it throws, it has left the access itself.
      *
      * @throws WrongThreadException from another thread than the owner, which it leaves untouched
      */
@@ -112,11 +113,12 @@ abstract sealed class TlbContext permits Mmu {
         }
     }
 
-    /** Ends the access: a release store of IDLE, after every load and store of it. Owner only. */
+    /**
+     * Ends the access: a release store of IDLE, after every load and store of it. Only after a
+     * {@link #translate} that returned (so only on the owner thread).
+     */
     final void exit() {
-        if (Thread.currentThread() == owner) {
-            slot.exitRelease();
-        }
+        slot.exitRelease();
     }
 
     /**
@@ -147,6 +149,7 @@ abstract sealed class TlbContext permits Mmu {
 
     private long translateSlowPath(long va, boolean write) {
         if (va < 0 || va >= Entries.USER_END) {
+            slot.exitRelease();
             throw new FaultException(FaultException.Kind.MAPERR, va, write);
         }
         long vhpn = va >>> Entries.PMD_SHIFT;
@@ -162,6 +165,7 @@ abstract sealed class TlbContext permits Mmu {
             }
             int r = faultOutside(va, write);
             if (r != FaultHandler.OK) {
+                slot.exitRelease();
                 throw new FaultException(AddressSpace.kindOf(r), va, write);
             }
         }
@@ -175,12 +179,8 @@ abstract sealed class TlbContext permits Mmu {
      */
     private int faultOutside(long va, boolean write) {
         slot.exitRelease();
-        int r;
-        try {
-            r = faults.fault(va, write, ptlSlot);
-        } finally {
-            enter();
-        }
+        int r = faults.fault(va, write, ptlSlot);
+        enter();
         return r;
     }
 

@@ -40,13 +40,17 @@
  * Page-table entries are written under their lock with release stores and read either under the
  * lock (plain) or locklessly with acquire loads, so a walker that sees an entry sees the zeroed
  * table or page and the constructed lock it names. The TLB generation is bumped with a volatile
- * read-modify-write after entries are cleared; a context reads it (acquire) before every access
- * and publishes what it has seen with a volatile store, then re-reads it (the Dekker pairing with
- * the reclaimer's bump-then-scan). Accessor names carry their ordering ({@code getAcquire},
- * {@code setRelease}, {@code getPlain}, {@code ...Volatile}), as in {@code dev.offmm.offheap}.
+ * read-modify-write after entries are cleared. Every access publishes the generation it validated
+ * its translations against (an opaque store into its slot) before it loads the generation
+ * (acquire), and publishes IDLE (release) when it ends; the reclaimer, after its bump, makes every
+ * running thread execute a full barrier ({@code membarrier}) before it scans the slots, so either
+ * it sees the access or the access sees the bump. Accessor names carry their ordering
+ * ({@code getAcquire}, {@code setRelease}, {@code getPlain}, {@code ...Volatile}), as in
+ * {@code dev.offmm.offheap}.
  *
  * <h2>Lifetimes</h2>
  * Pages and tables cleared by an unmap go to an mmu_gather and are freed, destructors included,
- * only after every non-idle context has caught up with the unmap's generation.
+ * once no access that began before the unmap is still running; a context between accesses holds
+ * nothing back. The PGD goes the same way at close.
  */
 package dev.offmm.core;

@@ -276,6 +276,48 @@ class MmuTest {
         }
     }
 
+    /**
+     * Another thread's misuse of an Mmu fails with WrongThreadException and leaves the owner's
+     * access alone: while the owner is inside a bulk copy (held there by the test hook), the
+     * intruder's calls must not mark the owner's slot idle, or an unmap would free the frames the
+     * owner is about to copy through.
+     */
+    @Test
+    void shouldLeaveTheOwnersAccessAloneWhenAnotherThreadMisusesItsMmu() throws Exception {
+        try (AddressSpace as = AddressSpace.create(memory, VmConfig.defaults())) {
+            long a = as.mmap(0, 4 * PAGE, Prot.READ | Prot.WRITE, MapFlags.POPULATE);
+            java.util.concurrent.CountDownLatch inside = new java.util.concurrent.CountDownLatch(1);
+            java.util.concurrent.CountDownLatch resume = new java.util.concurrent.CountDownLatch(1);
+            Mmu[] owned = new Mmu[1];
+            Thread owner = new Thread(() -> {
+                try (Mmu mmu = as.attach()) {
+                    owned[0] = mmu;
+                    mmu.afterFirstBulkTranslationForTesting(() -> {
+                        inside.countDown();
+                        try {
+                            resume.await();
+                        } catch (InterruptedException e) {
+                            throw new AssertionError(e);
+                        }
+                    });
+                    mmu.read(a, new byte[(int) PAGE], 0, (int) PAGE);
+                }
+            });
+            owner.start();
+            inside.await();
+            Mmu theirs = owned[0];
+            byte[] buf = new byte[16];
+            assertThrows(WrongThreadException.class, () -> theirs.getLong(a));
+            assertThrows(WrongThreadException.class, () -> theirs.read(a, buf, 0, 16));
+            assertThrows(WrongThreadException.class, () -> theirs.putLong(a + PAGE - 4, 1));
+            assertThrows(WrongThreadException.class, () -> theirs.pin(a, false));
+            as.munmap(a, PAGE);
+            assertTrue(as.stats().pendingFreeFrames() > 0, "the owner is still inside its access: the frame must wait");
+            resume.countDown();
+            owner.join();
+        }
+    }
+
     @Test
     void shouldRefuseToPinThroughAClosedMmu() {
         try (AddressSpace as = AddressSpace.create(memory, VmConfig.defaults())) {

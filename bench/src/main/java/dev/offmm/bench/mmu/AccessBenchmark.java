@@ -103,6 +103,14 @@ public class AccessBenchmark {
         return pinnedSegment.get(ValueLayout.JAVA_LONG, offset);
     }
 
+    /** get_user_pages and put_page: a write pin of a resident page and its close. */
+    @Benchmark
+    public long pinUnpin() {
+        try (PinnedPage p = mmu.pin(base, true)) {
+            return p.pfn();
+        }
+    }
+
     /** TLB miss: every access to a different page, 4096 pages round-robin, each a lockless walk. */
     @Benchmark
     @OperationsPerInvocation(STEPS)
