@@ -421,8 +421,10 @@ class MisuseTest {
         long pfn = memory.zone().allocFrame();
         memory.close();
         assertDoesNotThrow(memory::close, "close is idempotent");
-        List<Runnable> calls = List.of(memory.zone()::allocFrame, () -> memory.zone().allocFrames(2), () -> memory.zone().freeFrame(pfn),
-            () -> memory.zone().frameSegment(pfn, 0), memory.zone()::region, memory.zone()::frames, memory.zone()::memMap, memory.zone()::lockSlab,
+        List<Runnable> calls = List.of(memory.zone()::allocFrame, () -> memory.zone().allocFrames(2),
+                () -> memory.zone().freeFrame(pfn),
+            () -> memory.zone().frameSegment(pfn, 0), memory.zone()::region, memory.zone()::frames,
+                    memory.zone()::memMap, memory.zone()::lockSlab,
             memory::freeFrameCount, () -> AddressSpace.create(memory, VmConfig.defaults()));
         for (int i = 0; i < calls.size(); i++) {
             assertThrows(IllegalStateException.class, calls.get(i)::run, "call #" + i);

@@ -15,6 +15,7 @@ import dev.offmm.core.unmap.FreePgtables;
 import dev.offmm.core.unmap.Zap;
 import dev.offmm.offheap.PhysicalMemory;
 import dev.offmm.offheap.lock.PtLocks;
+import dev.offmm.offheap.zone.Zone;
 
 /**
  * The one composition place of an address space: its state ({@link Mm}) and every service that
@@ -47,23 +48,24 @@ public record MmServices(PhysicalMemory memory, Mm mm, Entries entries, PtLocks 
      * @throws dev.offmm.core.VmException ENOMEM if the PGD or its lock cannot be allocated
      */
     public static MmServices create(PhysicalMemory memory, VmConfig config) {
+        Zone zone = memory.zone();
         long id = Mm.nextId();
         boolean splitPte = Mm.splitPte(config.effectiveLockMode());
         boolean splitPmd = Mm.splitPmd(config.effectiveLockMode());
         VmCounters counters = new VmCounters();
-        Entries entries = new Entries(memory.zone().region());
-        PtLocks ptLocks = new PtLocks(memory.zone().memMap(), memory.zone().lockSlab(), config.debugLocks());
+        Entries entries = new Entries(zone.region());
+        PtLocks ptLocks = new PtLocks(zone.memMap(), zone.lockSlab(), config.debugLocks());
         Reclaimer reclaimer = new Reclaimer();
-        FrameSource pages = new FrameSource(memory.zone().frames(), reclaimer);
-        TableAlloc tables = new TableAlloc(entries, memory.zone().memMap(), pages, ptLocks, memory.zone().failPoints(), counters, id,
+        FrameSource pages = new FrameSource(zone.frames(), reclaimer);
+        TableAlloc tables = new TableAlloc(entries, zone.memMap(), pages, ptLocks, zone.failPoints(), counters, id,
                 splitPte, splitPmd);
         long pgd = tables.allocPgd();
         Mm mm = new Mm(id, memory, config, pgd, ptLocks.ptlockPtr(pgd), counters);
         PtlHelpers ptl = new PtlHelpers(ptLocks, entries, counters, splitPte, splitPmd, mm.pageTableLock());
         PgtableAlloc pgtables = new PgtableAlloc(tables, ptl, entries, counters);
-        FaultHandler handler = new FaultHandler(mm, entries, pgtables, ptl, pages, memory.zone().memMap());
+        FaultHandler handler = new FaultHandler(mm, entries, pgtables, ptl, pages, zone.memMap());
         FaultEntry faults = new FaultEntry(mm, handler);
-        Zap zap = new Zap(mm, entries, ptl, memory.zone().memMap(), reclaimer, memory.zone().frames(), tables);
+        Zap zap = new Zap(mm, entries, ptl, zone.memMap(), reclaimer, zone.frames(), tables);
         FreePgtables freePgtables = new FreePgtables(mm, entries, ptl);
         MapOps ops = new MapOps(mm, zap, freePgtables, handler);
         return new MmServices(memory, mm, entries, ptLocks, ptl, tables, pgtables, reclaimer, pages, handler, faults,

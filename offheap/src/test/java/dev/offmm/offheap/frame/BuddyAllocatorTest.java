@@ -132,7 +132,8 @@ class BuddyAllocatorTest {
     void shouldReturnNoFrameOnExhaustionAndBeUsableAgainAfterFrees() {
         try (PhysicalMemory memory = PhysicalMemory.create(PhysicalMemory.HUGE_PAGE_SIZE)) {
             BuddyState initial = BuddyState.of(memory);
-            assertEquals(NO_FRAME, memory.zone().allocFrames(BuddyAllocator.MAX_ORDER), "the only 2 MiB block holds the zero page");
+            assertEquals(NO_FRAME, memory.zone().allocFrames(BuddyAllocator.MAX_ORDER),
+                    "the only 2 MiB block holds the zero page");
 
             List<Long> frames = new ArrayList<>();
             long pfn;
@@ -166,7 +167,8 @@ class BuddyAllocatorTest {
             Thread t = new Thread(() -> memory.zone().freeFrame(memory.zone().allocFrame()));
             t.start();
             t.join();
-            assertTrue(memory.zone().frames().buddy().freeFrames() < memory.frameCount() - 1, "the dead thread's cache holds frames");
+            assertTrue(memory.zone().frames().buddy().freeFrames() < memory.frameCount() - 1,
+                    "the dead thread's cache holds frames");
             long n = 0;
             while (memory.zone().allocFrame() != NO_FRAME) {
                 n++;

@@ -83,7 +83,8 @@ class FreeChecksTest {
             order0.add(frame);
         } while ((frame & 1) != 0);
         long even = frame;
-        assertThrows(IllegalArgumentException.class, () -> memory.zone().freeFrames(even, 1), "an order-0 frame freed as order 1");
+        assertThrows(IllegalArgumentException.class, () -> memory.zone().freeFrames(even, 1),
+                "an order-0 frame freed as order 1");
         order0.forEach(memory.zone()::freeFrame);
         assertRecovers(single, 1);
     }
@@ -92,14 +93,16 @@ class FreeChecksTest {
     void shouldRejectAnOutOfRangeOrMisalignedPfn() {
         long frames = memory.frameCount();
         assertMessageContains(assertThrows(IllegalArgumentException.class, () -> memory.zone().freeFrame(-1)), "pfn=-1");
-        assertMessageContains(assertThrows(IllegalArgumentException.class, () -> memory.zone().freeFrame(frames)), "pfn=" + frames);
+        assertMessageContains(assertThrows(IllegalArgumentException.class, () -> memory.zone().freeFrame(frames)),
+                "pfn=" + frames);
         assertThrows(IllegalArgumentException.class, () -> memory.zone().freeFrames(frames - 512, 10), "order above the maximum");
         assertThrows(IllegalArgumentException.class, () -> memory.zone().freeFrames(0, -1), "negative order");
         assertThrows(IllegalArgumentException.class, () -> memory.zone().allocFrames(10));
         assertThrows(IllegalArgumentException.class, () -> memory.zone().allocFrames(-1));
 
         long pfn = memory.zone().allocFrames(3);
-        IllegalArgumentException misaligned = assertThrows(IllegalArgumentException.class, () -> memory.zone().freeFrames(pfn + 4, 3));
+        IllegalArgumentException misaligned = assertThrows(IllegalArgumentException.class,
+                () -> memory.zone().freeFrames(pfn + 4, 3));
         assertMessageContains(misaligned, "multiple of 8");
         assertThrows(IllegalArgumentException.class, () -> memory.zone().freeFrames(frames - 4, 3), "block crosses the end");
         assertRecovers(pfn, 3);
@@ -108,7 +111,8 @@ class FreeChecksTest {
     @Test
     void shouldRejectFreeingTheReservedZeroPage() {
         long refs = memory.zone().memMap().refcountVolatile(PhysicalMemory.ZERO_PFN);
-        IllegalStateException e = assertThrows(IllegalStateException.class, () -> memory.zone().freeFrame(PhysicalMemory.ZERO_PFN));
+        IllegalStateException e = assertThrows(IllegalStateException.class,
+                () -> memory.zone().freeFrame(PhysicalMemory.ZERO_PFN));
         assertMessageContains(e, "pfn=0");
         assertMessageContains(e, "reserved");
         assertThrows(IllegalStateException.class, () -> memory.zone().freeFrames(PhysicalMemory.ZERO_PFN, 9));
@@ -168,7 +172,8 @@ class FreeChecksTest {
         assertEquals(1, memory.zone().memMap().refcountVolatile(pfn), "the reference was given back");
         assertThrows(IllegalArgumentException.class, () -> memory.zone().frames().putFrames(pfn, 10));
         assertThrows(IllegalArgumentException.class, () -> memory.zone().frames().putFrames(pfn + 2, 2), "misaligned");
-        assertThrows(IllegalArgumentException.class, () -> memory.zone().frames().putFrames(memory.frameCount(), 0), "out of range");
+        assertThrows(IllegalArgumentException.class, () -> memory.zone().frames().putFrames(memory.frameCount(), 0),
+                "out of range");
         assertEquals(1, memory.zone().memMap().refcountVolatile(pfn), "no rejected put took the reference");
         long single = memory.zone().allocFrames(1);
         assertThrows(IllegalArgumentException.class, () -> memory.zone().frames().putFrames(single, 0));
@@ -183,7 +188,8 @@ class FreeChecksTest {
         memory.zone().frames().putFrames(pfn, 0);
         int cached = memory.zone().memMap().refcountVolatile(pfn);
         assertThrows(IllegalStateException.class, () -> memory.zone().frames().putFrames(pfn, 0));
-        assertEquals(cached, memory.zone().memMap().refcountVolatile(pfn), "the failed put left the free frame's refcount as it was");
+        assertEquals(cached, memory.zone().memMap().refcountVolatile(pfn),
+                "the failed put left the free frame's refcount as it was");
         assertTrue(cached >= 0, "never negative");
         memory.zone().frames().drainCurrentThread();
         BuddyState.of(memory).assertSameAs(initial);
