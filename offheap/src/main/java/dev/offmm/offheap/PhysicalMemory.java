@@ -103,7 +103,7 @@ public final class PhysicalMemory implements AutoCloseable {
             int high = cacheHigh;
             int batch = cacheBatch;
             if (high == 0) {
-                high = (int) Math.max(8, Math.min(DEFAULT_CACHE_HIGH, (bytes >>> PAGE_SHIFT) / 64));
+                high = (int) Math.max(8, Math.min(DEFAULT_CACHE_HIGH, (bytes >>> PAGE_SHIFT) / 16));
                 batch = Math.max(1, Math.min(63, high / 8));
             }
             return new PhysicalMemory(bytes, batch, high);

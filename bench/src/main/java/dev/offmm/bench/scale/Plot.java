@@ -13,32 +13,32 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
-/** PNG plots of throughput against threads: one chart per workload, one line per target. */
+/** PNG plots of throughput against threads: one chart per workload, one line per target (medians). */
 final class Plot {
     private Plot() {
     }
 
-    static List<Path> write(List<Result> results, Path dir) throws IOException {
+    static List<Path> write(List<Summary> results, Path dir) throws IOException {
         System.setProperty("java.awt.headless", "true");
         Files.createDirectories(dir);
-        Map<Workload, Map<String, List<Result>>> byWorkload = new LinkedHashMap<>();
-        for (Result r : results) {
+        Map<Workload, Map<String, List<Summary>>> byWorkload = new LinkedHashMap<>();
+        for (Summary r : results) {
             byWorkload.computeIfAbsent(r.workload(), k -> new LinkedHashMap<>())
                     .computeIfAbsent(r.target().name(), k -> new ArrayList<>()).add(r);
         }
         List<Path> files = new ArrayList<>();
-        for (Map.Entry<Workload, Map<String, List<Result>>> e : byWorkload.entrySet()) {
+        for (Map.Entry<Workload, Map<String, List<Summary>>> e : byWorkload.entrySet()) {
             XYChart chart = new XYChartBuilder().width(900).height(560)
                     .title("offmm " + e.getKey().cliName() + ": " + e.getKey().description())
                     .xAxisTitle("threads").yAxisTitle("page faults per second (M)").build();
             chart.getStyler().setChartTitleFont(chart.getStyler().getChartTitleFont().deriveFont(12f));
-            for (Map.Entry<String, List<Result>> s : e.getValue().entrySet()) {
-                List<Result> points = s.getValue();
+            for (Map.Entry<String, List<Summary>> s : e.getValue().entrySet()) {
+                List<Summary> points = s.getValue();
                 double[] x = new double[points.size()];
                 double[] y = new double[points.size()];
                 for (int i = 0; i < points.size(); i++) {
                     x[i] = points.get(i).threads();
-                    y[i] = points.get(i).opsPerSecond() / 1e6;
+                    y[i] = points.get(i).median() / 1e6;
                 }
                 chart.addSeries(s.getKey(), x, y).setMarker(SeriesMarkers.CIRCLE);
             }

@@ -5,72 +5,104 @@ import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 
 /**
- * The results as a table (with the linear-scaling column and the offmm/kernel ratio) and as CSV.
- * "linear" is the best 1-thread figure of the same workload and target times the threads.
+ * The results as a table and as CSV: per point the median of its repetitions with their range,
+ * the scaling against the same target's 1-thread median, the share of the zeroing floor at the
+ * same threads and the scaling against the floor's own, lock contentions, and the offmm/kernel
+ * ratio.
  */
 final class Report {
-    private final List<Result> results;
+    private final List<Summary> points;
 
-    Report(List<Result> results) {
-        this.results = List.copyOf(results);
+    /** The results grouped by point, in the order of the workloads, then of {@code targets}, then of threads. */
+    Report(List<Result> results, List<Target> targets) {
+        Map<String, List<Result>> by = new LinkedHashMap<>();
+        for (Result r : results) {
+            by.computeIfAbsent(r.workload() + "/" + r.target().name() + "/" + r.threads(), k -> new ArrayList<>()).add(r);
+        }
+        List<Summary> out = new ArrayList<>();
+        for (List<Result> rs : by.values()) {
+            Result f = rs.getFirst();
+            out.add(new Summary(f.workload(), f.target(), f.threads(), List.copyOf(rs)));
+        }
+        List<String> order = targets.stream().map(Target::name).toList();
+        out.sort(Comparator.comparingInt((Summary a) -> a.workload().ordinal())
+                .thenComparingInt(a -> order.indexOf(a.target().name()))
+                .thenComparingInt(Summary::threads));
+        this.points = out;
     }
 
-    private double oneThread(Result r) {
-        double best = 0;
-        for (Result o : results) {
-            if (o.workload() == r.workload() && o.target().equals(r.target()) && o.threads() == 1) {
-                best = Math.max(best, o.opsPerSecond());
-            }
-        }
-        return best;
+    /** The summaries, for plots. */
+    List<Summary> points() {
+        return points;
     }
 
-    private double kernel(Result r) {
-        for (Result o : results) {
-            if (o.workload() == r.workload() && o.target().isKernel() && o.threads() == r.threads()) {
-                return o.opsPerSecond();
+    private Summary find(Workload w, String target, int threads) {
+        for (Summary s : points) {
+            if (s.workload() == w && s.target().name().equals(target) && s.threads() == threads) {
+                return s;
             }
         }
-        return 0;
+        return null;
+    }
+
+    private double median(Workload w, String target, int threads) {
+        Summary s = find(w, target, threads);
+        return s == null ? 0 : s.median();
     }
 
     void printTable(PrintStream out) {
+        int reps = points.isEmpty() ? 0 : points.stream().mapToInt(p -> p.runs().size()).max().orElse(0);
         out.println();
-        out.printf(Locale.ROOT, "%-12s %-20s %7s %12s %12s %12s %7s %9s %9s %9s %8s%n", "workload", "target", "threads",
-                "faults/s", "per thread", "linear", "scaling", "ptl-cont", "pmd-cont", "pte-cont", "vs-kernel");
+        out.printf(Locale.ROOT, "%-12s %-20s %7s %10s %-21s %10s %7s %7s %8s %8s %8s %8s %8s%n", "workload", "target",
+                "threads", "faults/s", reps > 1 ? "(min-max of " + reps + ")" : "", "per thread", "scaling", "%floor",
+                "vsfloor", "ptl-cont", "pmd-cont", "pte-cont", "vs-kernel");
         Workload last = null;
-        for (Result r : results) {
-            if (last != null && last != r.workload()) {
+        for (Summary p : points) {
+            if (last != null && last != p.workload()) {
                 out.println();
             }
-            last = r.workload();
-            double linear = oneThread(r) * r.threads();
-            double k = kernel(r);
-            out.printf(Locale.ROOT, "%-12s %-20s %7d %12s %12s %12s %6.0f%% %9s %9s %9s %8s%n",
-                    r.workload().cliName(), r.target().name(), r.threads(), si(r.opsPerSecond()), si(r.perThread()),
-                    linear > 0 ? si(linear) : "-", linear > 0 ? 100 * r.opsPerSecond() / linear : 0,
-                    r.target().isKernel() ? "-" : Long.toString(r.ptlContentions()),
-                    r.target().isKernel() ? "-" : Long.toString(r.pmdContentions()),
-                    r.target().isKernel() ? "-" : Long.toString(r.pteContentions()),
-                    r.target().isKernel() || k == 0 ? "-" : String.format(Locale.ROOT, "%.2fx", r.opsPerSecond() / k));
+            last = p.workload();
+            double one = median(p.workload(), p.target().name(), 1);
+            double scaling = one > 0 ? p.median() / one : 0;
+            double floor = median(p.workload(), "zero", p.threads());
+            double floorOne = median(p.workload(), "zero", 1);
+            double floorScaling = floorOne > 0 ? floor / floorOne : 0;
+            double k = median(p.workload(), "kernel", p.threads());
+            boolean offmm = p.target().isOffmm();
+            out.printf(Locale.ROOT, "%-12s %-20s %7d %10s %-21s %10s %6.2fx %7s %8s %8s %8s %8s %8s%n",
+                    p.workload().cliName(), p.target().name(), p.threads(), si(p.median()),
+                    p.runs().size() > 1 ? "(" + si(p.min()) + "-" + si(p.max()) + ")" : "", si(p.median() / p.threads()),
+                    scaling, floor > 0 && !p.target().isZero() ? String.format(Locale.ROOT, "%.0f%%", 100 * p.median() / floor) : "-",
+                    floorScaling > 0 && !p.target().isZero() && p.threads() > 1
+                            ? String.format(Locale.ROOT, "%.0f%%", 100 * scaling / floorScaling) : "-",
+                    offmm ? Long.toString(p.ptlContentions()) : "-", offmm ? Long.toString(p.pmdContentions()) : "-",
+                    offmm ? Long.toString(p.pteContentions()) : "-",
+                    !offmm || k == 0 ? "-" : String.format(Locale.ROOT, "%.2fx", p.median() / k));
         }
         out.println();
+        out.println("faults/s: median of the repetitions; scaling: against the same target's 1-thread median;"
+                + " %floor: share of the zeroing floor's throughput at the same threads; vsfloor: scaling as a share of"
+                + " the floor's own scaling.");
     }
 
     void writeCsv(Path file) throws IOException {
         List<String> lines = new ArrayList<>();
-        lines.add("workload,target,threads,faults_per_sec,per_thread,linear,ptl_contentions,pmd_contentions,"
-                + "pte_contentions,lock_acquisitions,vs_kernel");
-        for (Result r : results) {
-            double k = kernel(r);
-            lines.add(String.format(Locale.ROOT, "%s,%s,%d,%.0f,%.0f,%.0f,%d,%d,%d,%d,%s", r.workload().cliName(),
-                    r.target().name(), r.threads(), r.opsPerSecond(), r.perThread(), oneThread(r) * r.threads(),
-                    r.ptlContentions(), r.pmdContentions(), r.pteContentions(), r.acquisitions(),
-                    r.target().isKernel() || k == 0 ? "" : String.format(Locale.ROOT, "%.3f", r.opsPerSecond() / k)));
+        lines.add("workload,target,threads,repetition,faults_per_sec,per_thread,ptl_contentions,pmd_contentions,"
+                + "pte_contentions,lock_acquisitions");
+        for (Summary p : points) {
+            for (int i = 0; i < p.runs().size(); i++) {
+                Result r = p.runs().get(i);
+                lines.add(String.format(Locale.ROOT, "%s,%s,%d,%d,%.0f,%.0f,%d,%d,%d,%d", r.workload().cliName(),
+                        r.target().name(), r.threads(), i + 1, r.opsPerSecond(), r.perThread(), r.ptlContentions(),
+                        r.pmdContentions(), r.pteContentions(), r.acquisitions()));
+            }
         }
         Files.createDirectories(file.toAbsolutePath().getParent());
         Files.write(file, lines);

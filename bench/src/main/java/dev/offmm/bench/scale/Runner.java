@@ -9,6 +9,7 @@ import dev.offmm.core.Prot;
 import dev.offmm.core.VmStats;
 import dev.offmm.offheap.PhysicalMemory;
 import dev.offmm.offheap.LockClass;
+import dev.offmm.offheap.zone.Zone;
 
 import java.io.PrintStream;
 import java.lang.foreign.MemorySegment;
@@ -40,7 +41,31 @@ final class Runner {
     }
 
     Result run(Workload w, Target target, int threads) throws InterruptedException {
-        return target.isKernel() ? runKernel(w, threads) : runOffmm(w, target, threads);
+        if (target.isKernel()) {
+            return runKernel(w, threads);
+        }
+        return target.isZero() ? runZero(w, threads) : runOffmm(w, target, threads);
+    }
+
+    /**
+     * The floor: each thread zeroes the 4 KiB frames of its own pool, of the size its loop
+     * cycles through, with the call the fault path zeroes with; one op per frame.
+     */
+    private Result runZero(Workload w, int threads) throws InterruptedException {
+        try (PhysicalMemory memory = PhysicalMemory.create(w.physicalBytes(threads))) {
+            Zone zone = memory.zone();
+            long poolFrames = w.poolBytesPerThread(threads) >>> 12;
+            Body body = (t, ops, stop) -> {
+                long first = 512 + t * poolFrames;
+                while (!stop.get()) {
+                    for (long pfn = first; pfn < first + poolFrames; pfn++) {
+                        zone.zeroFrames(pfn, 0);
+                        ops.increment();
+                    }
+                }
+            };
+            return measure(w, Target.ZERO, threads, body, null);
+        }
     }
 
     private Result runOffmm(Workload w, Target target, int threads) throws InterruptedException {

@@ -22,6 +22,8 @@ public final class ScaleHarness {
     private boolean csv = true;
     private boolean plot = true;
     private boolean stat = true;
+    private int repeat = 1;
+    private boolean zero = true;
 
     private ScaleHarness() {
     }
@@ -56,6 +58,8 @@ public final class ScaleHarness {
                 case "--threads" -> h.threads = parseList(args[++i], ScaleHarness::parseThreads);
                 case "--modes" -> h.targets = new ArrayList<>(parseList(args[++i], Target::parse));
                 case "--no-kernel" -> h.targets.removeIf(Target::isKernel);
+                case "--no-zero" -> h.zero = false;
+                case "--repeat" -> h.repeat = parseRepeat(args[++i]);
                 case "--warmup" -> h.warmup = parseSeconds(args[++i]);
                 case "--seconds" -> h.seconds = parseSeconds(args[++i]);
                 case "--out" -> h.out = Path.of(args[++i]);
@@ -78,6 +82,14 @@ public final class ScaleHarness {
             throw new IllegalArgumentException("threads=" + t + " (expected 1..256)");
         }
         return t;
+    }
+
+    private static int parseRepeat(String s) {
+        int n = Integer.parseInt(s);
+        if (n < 1 || n > 100) {
+            throw new IllegalArgumentException("repeat=" + n + " (expected 1..100)");
+        }
+        return n;
     }
 
     private static double parseSeconds(String s) {
@@ -110,6 +122,10 @@ public final class ScaleHarness {
                   --no-kernel        leave out the host kernel
                   --warmup S         warm-up seconds per point       (default 1)
                   --seconds S        measured seconds per point      (default 3)
+                  --repeat N         measure every point N times, the targets interleaved within each
+                                     repetition; the table shows medians with their min-max (default 1)
+                  --no-zero          leave out the zeroing floor ('zero': the same threads only zeroing
+                                     4 KiB frames of a pool of the loop's size)
                   --out DIR          where CSV and PNG go            (default bench/results)
                   --no-csv, --no-plot
                   --no-stat          do not export live counters for 'offmm stat'""");
@@ -119,9 +135,12 @@ public final class ScaleHarness {
     }
 
     private void run(PrintStream out) throws Exception {
-        out.printf("offmm fault scaling: %d cores, %s, JDK %s; %.1f s warm-up + %.1f s per point%n",
+        if (zero && !targets.contains(Target.ZERO)) {
+            targets.add(Target.ZERO);
+        }
+        out.printf("offmm fault scaling: %d cores, %s, JDK %s; %.1f s warm-up + %.1f s per point, %d repetition%s%n",
                 Runtime.getRuntime().availableProcessors(), System.getProperty("os.arch"),
-                Runtime.version(), warmup, seconds);
+                Runtime.version(), warmup, seconds, repeat, repeat == 1 ? "" : "s");
         List<Result> results = new ArrayList<>();
         try (LiveCounters live = stat ? LiveCounters.create() : null) {
             if (live != null) {
@@ -132,21 +151,24 @@ public final class ScaleHarness {
         report(out, results);
     }
 
+    /** Every repetition runs every point once, the targets side by side at each thread count. */
     private void sweep(PrintStream out, Runner runner, List<Result> results) throws Exception {
-        for (Workload w : workloads) {
-            for (Target t : targets) {
+        for (int rep = 1; rep <= repeat; rep++) {
+            for (Workload w : workloads) {
                 for (int n : threads) {
-                    Result r = runner.run(w, t, n);
-                    results.add(r);
-                    out.printf("  %-12s %-20s %2d threads %10s faults/s%n", w.cliName(), t.name(), n,
-                            Report.si(r.opsPerSecond()));
+                    for (Target t : targets) {
+                        Result r = runner.run(w, t, n);
+                        results.add(r);
+                        out.printf("  %s%-12s %-20s %2d threads %10s faults/s%n", repeat > 1 ? "[" + rep + "/" + repeat + "] " : "",
+                                w.cliName(), t.name(), n, Report.si(r.opsPerSecond()));
+                    }
                 }
             }
         }
     }
 
     private void report(PrintStream out, List<Result> results) throws Exception {
-        Report report = new Report(results);
+        Report report = new Report(results, targets);
         report.printTable(out);
         if (csv) {
             Path file = out().resolve("scale.csv");
@@ -154,7 +176,7 @@ public final class ScaleHarness {
             out.println("CSV:  " + file);
         }
         if (plot) {
-            for (Path p : Plot.write(results, out())) {
+            for (Path p : Plot.write(report.points(), out())) {
                 out.println("plot: " + p);
             }
         }

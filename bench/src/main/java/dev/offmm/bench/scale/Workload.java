@@ -74,6 +74,15 @@ public enum Workload {
         return (bytes + REGION - 1) & -REGION;
     }
 
+    /** The frames one thread's loop cycles through: what the zeroing floor zeroes per thread. */
+    long poolBytesPerThread(int threads) {
+        return switch (this) {
+            case PF1, PF4 -> MAPPING;
+            case DISJOINT -> REGIONS_PER_THREAD * REGION;
+            case SHARED_TABLE -> SHARED_REGIONS * REGION / threads;
+        };
+    }
+
     /** Bytes of the one shared VMA of the disjoint and shared-table loops (0: none). */
     long sharedBytes(int threads) {
         return switch (this) {
