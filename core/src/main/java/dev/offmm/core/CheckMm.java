@@ -23,30 +23,31 @@ final class CheckMm {
 
     /** A snapshot of {@code mm}'s counters, with {@code pendingFrames} waiting for a grace period. */
     static VmStats snapshot(Mm mm, long pendingFrames) {
-        VmCounters c = mm.counters();
+        long[] t = mm.counters().totals();
         Map<String, Long> f = new LinkedHashMap<>();
-        f.put("zero", c.faultZero.sum());
-        f.put("anon", c.faultAnon.sum());
-        f.put("cow", c.faultCow.sum());
-        f.put("reuse", c.faultReuse.sum());
-        f.put("spurious", c.faultSpurious.sum());
-        f.put("maperr", c.faultMapErr.sum());
-        f.put("accerr", c.faultAccErr.sum());
-        f.put("oom", c.faultOom.sum());
-        f.put("mmapLockFallback", c.faultMmapLockFallback.sum());
+        f.put("zero", t[VmCounters.FAULT_ZERO]);
+        f.put("anon", t[VmCounters.FAULT_ANON]);
+        f.put("cow", t[VmCounters.FAULT_COW]);
+        f.put("reuse", t[VmCounters.FAULT_REUSE]);
+        f.put("spurious", t[VmCounters.FAULT_SPURIOUS]);
+        f.put("maperr", t[VmCounters.FAULT_MAPERR]);
+        f.put("accerr", t[VmCounters.FAULT_ACCERR]);
+        f.put("oom", t[VmCounters.FAULT_OOM]);
+        f.put("mmapLockFallback", t[VmCounters.FAULT_MMAP_LOCK_FALLBACK]);
         Map<LockClass, Long> acq = new EnumMap<>(LockClass.class);
         Map<LockClass, Long> cont = new EnumMap<>(LockClass.class);
         for (LockClass k : LockClass.values()) {
-            acq.put(k, c.lockAcquisitions[k.ordinal()].sum());
-            cont.put(k, c.lockContentions[k.ordinal()].sum());
+            acq.put(k, t[VmCounters.LOCK_ACQUISITIONS + k.ordinal()]);
+            cont.put(k, t[VmCounters.LOCK_CONTENTIONS + k.ordinal()]);
         }
         long page = Entries.PAGE_SIZE;
         // Unmodifiable views keep the insertion (and enum) order: Map.copyOf would not.
-        return new VmStats(c.rssPages.sum(), c.pteTables.sum() * page, c.pmdTables.sum() * page,
-                c.pudTables.sum() * page, mm.vmas().size(), Collections.unmodifiableMap(f),
+        return new VmStats(t[VmCounters.RSS], t[VmCounters.PTE_TABLES] * page, t[VmCounters.PMD_TABLES] * page,
+                t[VmCounters.PUD_TABLES] * page, mm.vmas().size(), Collections.unmodifiableMap(f),
                 Collections.unmodifiableMap(acq), Collections.unmodifiableMap(cont),
-                c.tlbFlushes.sum(), c.tableRacesLost.sum(), pendingFrames, c.pagesAllocated.sum(),
-                c.pagesFreed.sum(), c.tablesAllocated.sum(), c.tablesFreed.sum(), c.gracePeriods.sum());
+                t[VmCounters.TLB_FLUSHES], t[VmCounters.TABLE_RACES_LOST], pendingFrames, t[VmCounters.PAGES_ALLOCATED],
+                t[VmCounters.PAGES_FREED], t[VmCounters.TABLES_ALLOCATED], t[VmCounters.TABLES_FREED],
+                t[VmCounters.GRACE_PERIODS]);
     }
 
     /**
@@ -54,22 +55,23 @@ final class CheckMm {
      *
      * @throws IllegalStateException naming each leak
      */
-    static void verify(VmCounters c, MmServices services, boolean quiet) {
+    static void verify(VmCounters counters, MmServices services, boolean quiet) {
+        long[] c = counters.totals();
         List<String> bad = new ArrayList<>();
         if (!quiet) {
             List<String> holders = services.reclaimer().holders();
             bad.add(services.reclaimer().pendingFrames() + " frames still waiting for a grace period"
                     + (holders.isEmpty() ? "" : ", held by an access in progress on thread " + String.join(", ", holders)));
         }
-        if (c.rssPages.sum() != 0) {
-            bad.add("rss=" + c.rssPages.sum() + " pages");
+        if (c[VmCounters.RSS] != 0) {
+            bad.add("rss=" + c[VmCounters.RSS] + " pages");
         }
-        long tables = c.pteTables.sum() + c.pmdTables.sum() + c.pudTables.sum();
+        long tables = c[VmCounters.PTE_TABLES] + c[VmCounters.PMD_TABLES] + c[VmCounters.PUD_TABLES];
         if (tables != 0) {
             bad.add("pgtables_bytes=" + tables * Entries.PAGE_SIZE);
         }
-        if (c.framesHeld.sum() != 0) {
-            bad.add("frames held=" + c.framesHeld.sum());
+        if (c[VmCounters.FRAMES_HELD] != 0) {
+            bad.add("frames held=" + c[VmCounters.FRAMES_HELD]);
         }
         if (services.ptLocks().liveLocks() != 0) {
             bad.add("live page-table locks=" + services.ptLocks().liveLocks());

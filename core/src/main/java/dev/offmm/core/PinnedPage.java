@@ -35,10 +35,21 @@ public final class PinnedPage implements AutoCloseable {
         this.va = va;
         this.pfn = pfn;
         this.order = order;
-        this.arena = Arena.ofConfined();
-        MemorySegment s = lifetimeOf(zone.frameSegment(pfn, Math.max(order, 0)), arena);
-        this.segment = readOnly ? s.asReadOnly() : s;
+        // Counted first: the zone keeps its region from here on, or refuses.
         zone.pinOpened();
+        Arena a = null;
+        try {
+            a = Arena.ofConfined();
+            MemorySegment s = lifetimeOf(zone.frameSegment(pfn, Math.max(order, 0)), a);
+            this.segment = readOnly ? s.asReadOnly() : s;
+            this.arena = a;
+        } catch (RuntimeException | Error e) {
+            if (a != null) {
+                a.close();
+            }
+            zone.pinClosed();
+            throw e;
+        }
     }
 
     /**
@@ -61,7 +72,13 @@ public final class PinnedPage implements AutoCloseable {
             return new PinnedPage(zone, va, pfn, -1, true);
         }
         zone.memMap().addAndGetRefcount(pfn, 1);
-        return new PinnedPage(zone, va, pfn, 0, false);
+        try {
+            return new PinnedPage(zone, va, pfn, 0, false);
+        } catch (RuntimeException | Error e) {
+            // The mapping still holds its own reference: drop only the pin's.
+            zone.memMap().addAndGetRefcount(pfn, -1);
+            throw e;
+        }
     }
 
     /**
@@ -97,10 +114,18 @@ public final class PinnedPage implements AutoCloseable {
         if (!closed) {
             arena.close();
             closed = true;
-            if (order >= 0 && !zone.isClosed()) {
-                zone.frames().putFrames(pfn, order);
+            try {
+                if (order >= 0 && !zone.isClosed()) {
+                    zone.frames().putFrames(pfn, order);
+                }
+            } catch (IllegalStateException e) {
+                if (!zone.isClosed()) {
+                    throw e;
+                }
+                // The memory closed meanwhile: its frames went with it.
+            } finally {
+                zone.pinClosed();
             }
-            zone.pinClosed();
         }
     }
 }

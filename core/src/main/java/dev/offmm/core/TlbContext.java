@@ -3,6 +3,7 @@ package dev.offmm.core;
 import dev.offmm.core.fault.FaultEntry;
 import dev.offmm.core.fault.FaultHandler;
 import dev.offmm.core.mm.Mm;
+import dev.offmm.core.mm.VmCounters;
 import dev.offmm.core.pgtable.Entries;
 import dev.offmm.core.pgtable.PtlSlot;
 import dev.offmm.core.pgtable.Pte;
@@ -46,7 +47,9 @@ abstract sealed class TlbContext permits Mmu {
     private final Entries entries;
     private final FaultEntry faults;
     private final Thread owner;
-    private final PtlSlot ptlSlot = new PtlSlot();
+    /** This context's counters (the fault path counts here, never in a shared line) and its lock slot. */
+    private final VmCounters.Local counts;
+    private final PtlSlot ptlSlot;
     /** Direct-mapped TLB: tag {@code vpn + 1} (0 is empty) for reads, for writes, and the frame offset. */
     private final long[] readTags = new long[TLB_ENTRIES];
     private final long[] writeTags = new long[TLB_ENTRIES];
@@ -67,6 +70,8 @@ abstract sealed class TlbContext permits Mmu {
         this.faults = faults;
         this.reclaimer = reclaimer;
         this.owner = Thread.currentThread();
+        this.counts = mm.counters().local();
+        this.ptlSlot = new PtlSlot(counts);
         this.slot = reclaimer.register();
     }
 
@@ -159,7 +164,14 @@ abstract sealed class TlbContext permits Mmu {
         }
         misses++;
         while (true) {
-            long pa = walk(va, write);
+            long pa;
+            try {
+                pa = walk(va, write);
+            } catch (RuntimeException e) {
+                // Only a memory closed under the walk gets here; leave the access, never hold it.
+                slot.exitRelease();
+                throw e;
+            }
             if (pa >= 0) {
                 return pa;
             }
@@ -251,6 +263,7 @@ abstract sealed class TlbContext permits Mmu {
         EpochSlot old = slot;
         slot = EpochSlot.detached();
         reclaimer.unregister(old);
+        counts.fold();
     }
 
     /** TLB flushes so far. */

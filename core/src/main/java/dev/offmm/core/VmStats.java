@@ -14,7 +14,8 @@ import java.util.Map;
  * @param vmaCount           VMAs
  * @param faults             resolved and failed faults by kind, in this order: zero, anon, cow,
  *                           reuse, spurious, maperr, accerr, oom, mmapLockFallback
- * @param lockAcquisitions   page-table lock acquisitions per lock class
+ * @param lockAcquisitions   page-table lock acquisitions per lock class, counted with debug locks
+ *                           only (as {@code CONFIG_LOCK_STAT}): 0 with inline locks
  * @param lockContentions    contended acquisitions per lock class
  * @param tlbFlushes         TLB generation bumps
  * @param tableRacesLost     tables built and destroyed because another thread installed one first

@@ -122,7 +122,7 @@ class FaultInjectionTest {
             TableAlloc tables = as.services().tables();
             for (int level : new int[] {Entries.PTE, Entries.PMD}) {
                 long locks = memory.zone().lockSlab().liveLocks();
-                long pfn = tables.allocTable(level);
+                long pfn = tables.allocTable(level, as.services().mm().counters().local());
                 assertTrue(pfn != FrameAllocator.NO_FRAME);
                 assertEquals(locks + 1, memory.zone().lockSlab().liveLocks(), "the constructor allocated a debug lock");
                 // The bug of pmd_free_tlb before the fix: a free path that skips the destructor.

@@ -49,7 +49,7 @@ class LayeringTest {
     static final Set<String> VARHANDLE_OWNERS = Set.of("dev.offmm.offheap.page.MemMap", "dev.offmm.offheap.lock.LockRecord",
             "dev.offmm.offheap.lock.SpinLock", "dev.offmm.offheap.frame.FrameCache", "dev.offmm.core.pgtable.Entries",
             "dev.offmm.core.FrameBytes", "dev.offmm.core.mm.Mm", "dev.offmm.core.vma.Vma",
-            "dev.offmm.core.reclaim.EpochSlot", "dev.offmm.core.support.GraceProbe");
+            "dev.offmm.core.reclaim.EpochSlot", "dev.offmm.core.support.GraceProbe", "dev.offmm.core.mm.VmCounters");
     private static final int MAX_LINES = 400;
 
     private static JavaClasses main;

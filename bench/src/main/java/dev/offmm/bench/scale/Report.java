@@ -79,7 +79,8 @@ final class Report {
             out.printf(Locale.ROOT, "%-12s %-20s %7d %10s %-21s %10s %6.2fx %7s %8s %8s %8s %8s %8s%n",
                     p.workload().cliName(), p.target().name(), p.threads(), si(p.median()),
                     p.runs().size() > 1 ? "(" + si(p.min()) + "-" + si(p.max()) + ")" : "", si(p.median() / p.threads()),
-                    scaling, floor > 0 && !p.target().isZero() ? String.format(Locale.ROOT, "%.0f%%", 100 * p.median() / floor) : "-",
+                    scaling,
+                    floor > 0 && !p.target().isZero() ? String.format(Locale.ROOT, "%.0f%%", 100 * p.median() / floor) : "-",
                     floorScaling > 0 && !p.target().isZero() && p.threads() > 1
                             ? String.format(Locale.ROOT, "%.0f%%", 100 * scaling / floorScaling) : "-",
                     offmm ? Long.toString(p.ptlContentions()) : "-", offmm ? Long.toString(p.pmdContentions()) : "-",

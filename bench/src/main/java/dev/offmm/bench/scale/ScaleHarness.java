@@ -159,8 +159,9 @@ public final class ScaleHarness {
                     for (Target t : targets) {
                         Result r = runner.run(w, t, n);
                         results.add(r);
-                        out.printf("  %s%-12s %-20s %2d threads %10s faults/s%n", repeat > 1 ? "[" + rep + "/" + repeat + "] " : "",
-                                w.cliName(), t.name(), n, Report.si(r.opsPerSecond()));
+                        String tag = repeat > 1 ? "[" + rep + "/" + repeat + "] " : "";
+                        out.printf("  %s%-12s %-20s %2d threads %10s faults/s%n", tag, w.cliName(), t.name(), n,
+                                Report.si(r.opsPerSecond()));
                     }
                 }
             }

@@ -26,14 +26,12 @@ public final class FaultEntry {
     private final Mm mm;
     private final VmaTree vmas;
     private final FaultHandler handler;
-    private final VmCounters counters;
 
     /** Faults of {@code mm}, resolved by {@code handler}. */
     public FaultEntry(Mm mm, FaultHandler handler) {
         this.mm = mm;
         this.vmas = mm.vmas();
         this.handler = handler;
-        this.counters = mm.counters();
     }
 
     /**
@@ -46,7 +44,7 @@ public final class FaultEntry {
     public int fault(long va, boolean write, PtlSlot slot) {
         mm.ensureOpen();
         if (va < 0 || va >= Entries.USER_END) {
-            counters.faultMapErr.increment();
+            slot.counts.increment(VmCounters.FAULT_MAPERR);
             return FaultHandler.MAPERR;
         }
         Vma vma = vmas.lockVmaForRead(va);
@@ -68,10 +66,10 @@ public final class FaultEntry {
         r.lock();
         try {
             mm.ensureOpen();
-            counters.faultMmapLockFallback.increment();
+            slot.counts.increment(VmCounters.FAULT_MMAP_LOCK_FALLBACK);
             vma = vmas.find(va);
             if (vma == null) {
-                counters.faultMapErr.increment();
+                slot.counts.increment(VmCounters.FAULT_MAPERR);
                 return FaultHandler.MAPERR;
             }
             return handler.handleMmFault(vma, va, write, slot);

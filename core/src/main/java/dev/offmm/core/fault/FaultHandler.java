@@ -43,7 +43,6 @@ public final class FaultHandler {
     private final PtlHelpers ptl;
     private final FrameSource pages;
     private final MemMap map;
-    private final VmCounters counters;
 
     /**
      * The fault handler of {@code mm}: tables populated through {@code pgtables}, locked with
@@ -56,7 +55,6 @@ public final class FaultHandler {
         this.ptl = ptl;
         this.pages = pages;
         this.map = map;
-        this.counters = mm.counters();
     }
 
     /**
@@ -65,7 +63,7 @@ public final class FaultHandler {
      */
     public int handleMmFault(Vma vma, long va, boolean write, PtlSlot slot) {
         if (write ? !Prot.writable(vma.prot) : !Prot.readable(vma.prot)) {
-            counters.faultAccErr.increment();
+            slot.counts.increment(VmCounters.FAULT_ACCERR);
             return ACCERR;
         }
         int r;
@@ -73,14 +71,14 @@ public final class FaultHandler {
             r = walkAndFault(vma, va, write, slot);
         } while (r == RETRY);
         if (r == OOM) {
-            counters.faultOom.increment();
+            slot.counts.increment(VmCounters.FAULT_OOM);
         }
         return r;
     }
 
     private int walkAndFault(Vma vma, long va, boolean write, PtlSlot slot) {
-        long pmdE = pgtables.pmdAlloc(mm.pgd(), va);
-        if (pmdE < 0 || pgtables.pteAlloc(pmdE) != PgtableAlloc.OK) {
+        long pmdE = pgtables.pmdAlloc(mm.pgd(), va, slot.counts);
+        if (pmdE < 0 || pgtables.pteAlloc(pmdE, slot.counts) != PgtableAlloc.OK) {
             return OOM;
         }
         return handlePteFault(vma, pmdE, va, write, slot);
@@ -105,7 +103,7 @@ public final class FaultHandler {
         if (write && !Pte.writable(entry)) {
             return Pte.zero(entry) ? doCow(vma, pmdE, pte, entry, slot) : doReuse(pmdE, pte, entry, slot);
         }
-        counters.faultSpurious.increment();
+        slot.counts.increment(VmCounters.FAULT_SPURIOUS);
         return OK;
     }
 
@@ -125,9 +123,9 @@ public final class FaultHandler {
         }
         if (Pte.none(entries.getPlain(pte))) {
             entries.setRelease(pte, ZERO_PTE);
-            counters.faultZero.increment();
+            slot.counts.increment(VmCounters.FAULT_ZERO);
         } else {
-            counters.faultSpurious.increment();
+            slot.counts.increment(VmCounters.FAULT_SPURIOUS);
         }
         ptl.unlock(slot.ptl);
         return OK;
@@ -145,12 +143,12 @@ public final class FaultHandler {
         if (!Pte.none(entries.getPlain(pte))) {
             ptl.unlock(slot.ptl);
             freeUnused(pfn);
-            counters.faultSpurious.increment();
+            slot.counts.increment(VmCounters.FAULT_SPURIOUS);
             return OK;
         }
-        installPage(vma, pte, pfn);
+        installPage(vma, pte, pfn, slot);
         ptl.unlock(slot.ptl);
-        counters.faultAnon.increment();
+        slot.counts.increment(VmCounters.FAULT_ANON);
         return OK;
     }
 
@@ -169,12 +167,12 @@ public final class FaultHandler {
             freeUnused(pfn);
             return RETRY;
         }
-        installPage(vma, pte, pfn);
+        installPage(vma, pte, pfn, slot);
         // Contexts may hold the read-only zero-page translation: shoot it down before unlocking,
         // or they would keep reading zeros after this write.
         mm.flushTlb();
         ptl.unlock(slot.ptl);
-        counters.faultCow.increment();
+        slot.counts.increment(VmCounters.FAULT_COW);
         return OK;
     }
 
@@ -189,16 +187,17 @@ public final class FaultHandler {
         }
         entries.setRelease(pte, entry | Pte.WRITE | Pte.DIRTY | Pte.ACCESSED);
         ptl.unlock(slot.ptl);
-        counters.faultReuse.increment();
+        slot.counts.increment(VmCounters.FAULT_REUSE);
         return OK;
     }
 
     /** Called with the PTE lock held and the entry rechecked. */
-    private void installPage(Vma vma, long pte, long pfn) {
+    private void installPage(Vma vma, long pte, long pfn, PtlSlot slot) {
         map.addAndGetMapcount(pfn, 1);
-        counters.rssPages.increment();
-        counters.framesHeld.increment();
-        counters.pagesAllocated.increment();
+        VmCounters.Local c = slot.counts;
+        c.increment(VmCounters.RSS);
+        c.increment(VmCounters.FRAMES_HELD);
+        c.increment(VmCounters.PAGES_ALLOCATED);
         // Release: the zeroed page before the entry; pairs with walkers' acquire loads.
         entries.setRelease(pte, Pte.mkPage(pfn, Pte.protBits(true, Prot.writable(vma.prot))));
     }

@@ -144,7 +144,7 @@ public final class Mm {
      * before any page it mapped can be freed (the freeing waits for a grace period).
      */
     public long flushTlb() {
-        counters.tlbFlushes.increment();
+        counters.increment(VmCounters.TLB_FLUSHES);
         return (long) TLB_GEN.getAndAdd(this, 1L) + 1;
     }
 

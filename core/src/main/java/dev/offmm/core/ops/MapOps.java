@@ -6,6 +6,7 @@ import dev.offmm.core.Prot;
 import dev.offmm.core.VmException;
 import dev.offmm.core.fault.FaultHandler;
 import dev.offmm.core.mm.Mm;
+import dev.offmm.core.mm.VmCounters;
 import dev.offmm.core.pgtable.Entries;
 import dev.offmm.core.pgtable.PtlSlot;
 import dev.offmm.core.unmap.FreePgtables;
@@ -128,11 +129,16 @@ public final class MapOps {
      */
     private void populate(long start, long end, boolean write) {
         Vma vma = vmas.find(start);
-        PtlSlot slot = new PtlSlot();
-        for (long va = start; va < end; va += PAGE) {
-            if (faults.handleMmFault(vma, va, write, slot) != FaultHandler.OK) {
-                return;
+        VmCounters.Local counts = mm.counters().local();
+        PtlSlot slot = new PtlSlot(counts);
+        try {
+            for (long va = start; va < end; va += PAGE) {
+                if (faults.handleMmFault(vma, va, write, slot) != FaultHandler.OK) {
+                    return;
+                }
             }
+        } finally {
+            counts.fold();
         }
     }
 

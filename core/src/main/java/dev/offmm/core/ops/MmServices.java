@@ -62,7 +62,7 @@ public record MmServices(PhysicalMemory memory, Mm mm, Entries entries, PtLocks 
         long pgd = tables.allocPgd();
         Mm mm = new Mm(id, memory, config, pgd, ptLocks.ptlockPtr(pgd), counters);
         PtlHelpers ptl = new PtlHelpers(ptLocks, entries, counters, splitPte, splitPmd, mm.pageTableLock());
-        PgtableAlloc pgtables = new PgtableAlloc(tables, ptl, entries, counters);
+        PgtableAlloc pgtables = new PgtableAlloc(tables, ptl, entries);
         FaultHandler handler = new FaultHandler(mm, entries, pgtables, ptl, pages, zone.memMap());
         FaultEntry faults = new FaultEntry(mm, handler);
         Zap zap = new Zap(mm, entries, ptl, zone.memMap(), reclaimer, zone.frames(), tables);

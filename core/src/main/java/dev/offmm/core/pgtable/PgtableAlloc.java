@@ -25,14 +25,15 @@ public final class PgtableAlloc {
     private final TableAlloc tables;
     private final PtlHelpers ptl;
     private final Entries entries;
-    private final VmCounters counters;
 
-    /** Populates through {@code tables}, locking with {@code ptl}. */
-    public PgtableAlloc(TableAlloc tables, PtlHelpers ptl, Entries entries, VmCounters counters) {
+    /**
+     * Populates through {@code tables}, locking with {@code ptl}; each call counts into the
+     * caller's {@link VmCounters.Local}.
+     */
+    public PgtableAlloc(TableAlloc tables, PtlHelpers ptl, Entries entries) {
         this.tables = tables;
         this.ptl = ptl;
         this.entries = entries;
-        this.counters = counters;
     }
 
     /**
@@ -40,8 +41,8 @@ public final class PgtableAlloc {
      * the PMD table's lock. Enters and returns with no page-table lock held. {@link #OK} also
      * when the entry is no longer empty (another thread won); the caller re-reads it.
      */
-    public int pteAlloc(long pmdEntry) {
-        return populate(pmdEntry, Entries.PTE);
+    public int pteAlloc(long pmdEntry, VmCounters.Local counts) {
+        return populate(pmdEntry, Entries.PTE, counts);
     }
 
     /**
@@ -50,12 +51,12 @@ public final class PgtableAlloc {
      * entry's address, or -1 if a table could not be allocated. Enters and returns with no
      * page-table lock held; the caller keeps the tables alive (VMA lock or mmap_lock).
      */
-    public long pmdAlloc(long pgdPfn, long va) {
+    public long pmdAlloc(long pgdPfn, long va, VmCounters.Local counts) {
         long entry = Entries.pgdOffset(pgdPfn, va);
         for (int level = Entries.PGD; level < Entries.PMD; level++) {
             long value = entries.getAcquire(entry);
             if (Pte.none(value)) {
-                if (populate(entry, level + 1) != OK) {
+                if (populate(entry, level + 1, counts) != OK) {
                     return -1;
                 }
                 value = entries.getAcquire(entry);
@@ -69,11 +70,11 @@ public final class PgtableAlloc {
      * The protocol for the entry at {@code entry} and a new table of {@code level} (the level of
      * the new table's entries).
      */
-    private int populate(long entry, int level) {
+    private int populate(long entry, int level, VmCounters.Local counts) {
         if (!Pte.none(entries.getAcquire(entry))) {
             return OK;
         }
-        long table = tables.allocTable(level);
+        long table = tables.allocTable(level, counts);
         if (table == FrameAllocator.NO_FRAME) {
             return ENOMEM;
         }
@@ -86,7 +87,7 @@ public final class PgtableAlloc {
         }
         ptl.unlock(lock);
         if (table != FrameAllocator.NO_FRAME) {
-            counters.tableRacesLost.increment();
+            counts.increment(VmCounters.TABLE_RACES_LOST);
             tables.freeTable(table, level);
         }
         return OK;

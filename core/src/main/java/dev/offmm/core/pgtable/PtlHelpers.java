@@ -23,6 +23,7 @@ public final class PtlHelpers {
     private final boolean splitPte;
     private final boolean splitPmd;
     private final long mmLock;
+    private final boolean debug;
 
     /**
      * The helpers of one address space: its tables' locks are in {@code locks}, its
@@ -37,13 +38,21 @@ public final class PtlHelpers {
         this.splitPte = splitPte;
         this.splitPmd = splitPmd;
         this.mmLock = pageTableLock;
+        this.debug = locks.debug();
     }
 
+    /**
+     * Takes a lock. Statistics stay off the inline hot path, as {@code CONFIG_LOCK_STAT} keeps
+     * them out of a production kernel: a contended acquisition is counted (it waited anyway), an
+     * uncontended one only with debug locks.
+     */
     private void lock(long handle, LockClass cls) {
         if (locks.lock(handle)) {
-            counters.lockContentions[cls.ordinal()].increment();
+            counters.increment(VmCounters.LOCK_CONTENTIONS + cls.ordinal());
         }
-        counters.lockAcquisitions[cls.ordinal()].increment();
+        if (debug) {
+            counters.increment(VmCounters.LOCK_ACQUISITIONS + cls.ordinal());
+        }
     }
 
     /** Releases a lock taken by any helper. */

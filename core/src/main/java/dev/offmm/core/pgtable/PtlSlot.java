@@ -1,12 +1,28 @@
 package dev.offmm.core.pgtable;
 
+import dev.offmm.core.mm.VmCounters;
+
 /**
  * The out-parameters of the lock helpers (the kernel's {@code spinlock_t **ptlp} and
- * {@code pmd_t *pmdvalp}). One per thread context, reused, so the helpers allocate nothing.
+ * {@code pmd_t *pmdvalp}), and for a fault the counters of the context it runs for. One per
+ * thread context, reused, so the helpers allocate nothing.
  */
 public final class PtlSlot {
+    /** The faulting context's own counters (null for a walk that counts nothing). */
+    public final VmCounters.Local counts;
+
     /** The lock handle the helper took or looked up. */
     public long ptl;
     /** The PMD value the helper saw (for {@code pteOffsetMapRwNolock} callers to recheck). */
     public long pmdval;
+
+    /** A slot for lock helpers only (zap, the walker). */
+    public PtlSlot() {
+        this(null);
+    }
+
+    /** A slot for faults, counting into {@code counts}. */
+    public PtlSlot(VmCounters.Local counts) {
+        this.counts = counts;
+    }
 }

@@ -67,7 +67,7 @@ public final class TableAlloc {
         }
         map.setOwnerPlain(pfn, owner);
         map.setTypeRelease(pfn, MemMap.TYPE_PGD_TABLE);
-        counters.framesHeld.increment();
+        counters.increment(VmCounters.FRAMES_HELD);
         return pfn;
     }
 
@@ -79,15 +79,16 @@ public final class TableAlloc {
         ptLocks.ptlockFree(pfn);
         map.setTypeRelease(pfn, MemMap.TYPE_NONE);
         source.free(pfn);
-        counters.framesHeld.decrement();
+        counters.add(VmCounters.FRAMES_HELD, -1);
     }
 
     /**
      * Allocates, zeroes and constructs a table of {@code level} ({@link Entries#PUD},
      * {@link Entries#PMD} or {@link Entries#PTE}); no lock is held or taken. Returns
      * {@link FrameAllocator#NO_FRAME} if the frame or the constructor failed, with nothing leaked.
+     * Counts into the caller's {@code counts}: table allocation is on the fault path.
      */
-    public long allocTable(int level) {
+    public long allocTable(int level, VmCounters.Local counts) {
         if (failPoints.shouldFail(FailSite.PAGE_TABLE)) {
             return FrameAllocator.NO_FRAME;
         }
@@ -96,34 +97,35 @@ public final class TableAlloc {
             return FrameAllocator.NO_FRAME;
         }
         entries.zeroTable(pfn);
-        if (!ctor(pfn, level)) {
+        if (!ctor(pfn, level, counts)) {
             source.free(pfn);
             return FrameAllocator.NO_FRAME;
         }
-        counters.framesHeld.increment();
-        counters.tablesAllocated.increment();
+        counts.increment(VmCounters.FRAMES_HELD);
+        counts.increment(VmCounters.TABLES_ALLOCATED);
         return pfn;
     }
 
     /**
      * Destroys (destructor: frees the split lock, clears the type) and frees a table of
      * {@code level}. The table must be unlinked, empty, and unreachable by lockless walkers.
+     * Counts into the shared totals: frees run after grace periods, off the fault path.
      */
     public void freeTable(long pfn, int level) {
         dtor(pfn, level);
         source.free(pfn);
-        counters.framesHeld.decrement();
-        counters.tablesFreed.increment();
+        counters.add(VmCounters.FRAMES_HELD, -1);
+        counters.increment(VmCounters.TABLES_FREED);
     }
 
-    private boolean ctor(long pfn, int level) {
+    private boolean ctor(long pfn, int level, VmCounters.Local counts) {
         switch (level) {
             case Entries.PTE -> {
                 if (splitPte && !ptLocks.ptlockInit(pfn, LockClass.PTE)) {
                     return false;
                 }
                 map.setTypeRelease(pfn, MemMap.TYPE_PTE_TABLE);
-                counters.pteTables.increment();
+                counts.increment(VmCounters.PTE_TABLES);
             }
             case Entries.PMD -> {
                 if (splitPmd && !ptLocks.ptlockInit(pfn, LockClass.PMD)) {
@@ -132,11 +134,11 @@ public final class TableAlloc {
                 // pmd_huge_pte: no PTE table deposited yet.
                 map.setPrivatePlain(pfn, 0);
                 map.setTypeRelease(pfn, MemMap.TYPE_PMD_TABLE);
-                counters.pmdTables.increment();
+                counts.increment(VmCounters.PMD_TABLES);
             }
             case Entries.PUD -> {
                 map.setTypeRelease(pfn, MemMap.TYPE_PUD_TABLE);
-                counters.pudTables.increment();
+                counts.increment(VmCounters.PUD_TABLES);
             }
             default -> throw badLevel(level);
         }
@@ -161,15 +163,15 @@ public final class TableAlloc {
                 if (splitPte) {
                     ptLocks.ptlockFree(pfn);
                 }
-                counters.pteTables.decrement();
+                counters.add(VmCounters.PTE_TABLES, -1);
             }
             case Entries.PMD -> {
                 if (splitPmd) {
                     ptLocks.ptlockFree(pfn);
                 }
-                counters.pmdTables.decrement();
+                counters.add(VmCounters.PMD_TABLES, -1);
             }
-            default -> counters.pudTables.decrement();
+            default -> counters.add(VmCounters.PUD_TABLES, -1);
         }
         map.setOwnerPlain(pfn, 0);
         map.setTypeRelease(pfn, MemMap.TYPE_NONE);

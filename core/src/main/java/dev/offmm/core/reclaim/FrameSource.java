@@ -26,9 +26,13 @@ public final class FrameSource {
      * is still none after reclaiming.
      */
     public long alloc() {
+        long released = reclaimer.releasedFrames();
         long pfn = frames.allocFrame();
         for (int tries = 0; pfn == FrameAllocator.NO_FRAME && tries < RECLAIM_ATTEMPTS
-                && reclaimer.reclaimUnderPressure(RECLAIM_WAIT_NANOS); tries++) {
+                && reclaimer.reclaimUnderPressure(released, RECLAIM_WAIT_NANOS); tries++) {
+            // Frames released meanwhile went to the releasing thread's cache, which the next
+            // allocation drains if it must.
+            released = reclaimer.releasedFrames();
             pfn = frames.allocFrame();
         }
         return pfn;

@@ -46,7 +46,8 @@ public final class Reclaimer {
         void release();
     }
 
-    private record Pending(long gen, Batch batch) {
+    /** A retired batch, with its place in the retire order. */
+    private record Pending(long gen, long seq, Batch batch) {
     }
 
     /** Guards the slot registry: {@link #slots} (republished on change), {@link #free}, {@link #live}. */
@@ -58,8 +59,12 @@ public final class Reclaimer {
     private int live;
     /** Guarded by itself. */
     private final ArrayDeque<Pending> pending = new ArrayDeque<>();
+    /** The last retire's sequence number; guarded by {@code pending}. */
+    private long retired;
     /** Written under the {@code pending} monitor; read with volatile loads by anyone. */
     private volatile long pendingFrames;
+    /** Frames released so far, ever (monotonic); written under {@code pending}, read volatile. */
+    private volatile long releasedFrames;
     private volatile boolean graceDisabled;
 
     /** An empty reclaimer. */
@@ -185,7 +190,7 @@ public final class Reclaimer {
         int n = batch.frames();
         if (n > 0) {
             synchronized (pending) {
-                pending.addLast(new Pending(gen, batch));
+                pending.addLast(new Pending(gen, ++retired, batch));
                 pendingFrames += n;
             }
         }
@@ -253,10 +258,20 @@ public final class Reclaimer {
         return false;
     }
 
-    /** Releases every batch whose grace period has passed. Returns how many frames went back. */
+    /**
+     * Releases every batch whose grace period has passed. Returns how many frames went back.
+     *
+     * <p>A scan covers only the batches retired before it began: a batch retired later may have
+     * been cleared after the barrier, by an unmap racing an access this scan saw as idle. So the
+     * last retire's number is read first, and the release stops there.
+     */
     public long poll() {
         if (pendingFrames == 0) {
             return 0;
+        }
+        long covered;
+        synchronized (pending) {
+            covered = retired;
         }
         long safe = minActive();
         long freed = 0;
@@ -264,21 +279,30 @@ public final class Reclaimer {
             Pending p;
             synchronized (pending) {
                 p = pending.peekFirst();
-                if (p == null || p.gen > safe) {
+                if (p == null || p.seq > covered || p.gen > safe) {
                     break;
                 }
                 pending.pollFirst();
             }
             int n = p.batch.frames();
-            p.batch.release();
-            freed += n;
-            synchronized (pending) {
-                // Only now are the frames free: a thread under pressure that saw them pending
-                // keeps waiting until here instead of failing while they are being released.
-                pendingFrames -= n;
+            try {
+                p.batch.release();
+            } finally {
+                synchronized (pending) {
+                    // Only now are the frames free: a thread under pressure that saw them pending
+                    // keeps waiting until here instead of failing while they are being released.
+                    pendingFrames -= n;
+                    releasedFrames += n;
+                }
             }
+            freed += n;
         }
         return freed;
+    }
+
+    /** Frames released so far (monotonic): sampled before an allocation, to see a release it missed. */
+    public long releasedFrames() {
+        return releasedFrames;
     }
 
     /**
@@ -305,14 +329,14 @@ public final class Reclaimer {
      * Under memory pressure: releases what is safe and, if frames are still pending (held by an
      * access in progress, or being released by another thread right now), waits up to
      * {@code timeoutNanos} for some of them to come back. Returns whether an allocation is worth
-     * retrying.
+     * retrying: something was released since {@code releasedBefore} (a {@link #releasedFrames()}
+     * sampled before the allocation that failed), by this call or by another thread meanwhile.
      */
-    public boolean reclaimUnderPressure(long timeoutNanos) {
-        long before = pendingFrames;
-        if (poll() > 0) {
+    public boolean reclaimUnderPressure(long releasedBefore, long timeoutNanos) {
+        if (poll() > 0 || releasedFrames != releasedBefore) {
             return true;
         }
-        if (before == 0) {
+        if (pendingFrames == 0) {
             return false;
         }
         long deadline = System.nanoTime() + timeoutNanos;
@@ -320,7 +344,7 @@ public final class Reclaimer {
         while (System.nanoTime() - deadline < 0) {
             LockSupport.parkNanos(park);
             park = Math.min(park * 2, 256_000);
-            if (poll() > 0 || pendingFrames < before) {
+            if (poll() > 0 || releasedFrames != releasedBefore) {
                 return true;
             }
         }

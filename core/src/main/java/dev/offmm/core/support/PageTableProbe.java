@@ -20,8 +20,9 @@ import dev.offmm.offheap.page.MemMap;
  * entry of {@code VA} left empty, for races on that entry and on the PTE table below it (the
  * jcstress tests of {@code __pte_alloc} and of two faults on one page). Its counters are its own,
  * so they are exact for one test state. Not thread-safe except where a method says so; the
- * methods the racing actors call ({@link #pteAlloc}, {@link #pmdValueAcquire},
- * {@link #pteTableInitialised}, {@link Actor#writeFault}) are.
+ * methods the racing actors call ({@link Actor#pteAlloc}, {@link #pmdValueAcquire},
+ * {@link #pteTableInitialised}, {@link Actor#writeFault}) are, each actor with its own
+ * {@link Actor} (and so its own counters, as a thread context has).
  */
 public final class PageTableProbe implements AutoCloseable {
     /** The address whose PMD entry the actors race on. */
@@ -29,6 +30,8 @@ public final class PageTableProbe implements AutoCloseable {
 
     private final MmServices s;
     private final VmCounters counters;
+    /** The counters of the set-up and of the install races (each actor counts its own faults). */
+    private final VmCounters.Local setup;
     private final Vma vma = new Vma(VA, VA + Entries.PMD_SIZE, Prot.READ | Prot.WRITE, 0);
     private final long pmdEntry;
     private final long baseLocks;
@@ -36,7 +39,8 @@ public final class PageTableProbe implements AutoCloseable {
     private PageTableProbe(MmServices s) {
         this.s = s;
         this.counters = s.mm().counters();
-        long pmdE = s.pgtables().pmdAlloc(s.mm().pgd(), VA);
+        this.setup = counters.local();
+        long pmdE = s.pgtables().pmdAlloc(s.mm().pgd(), VA, setup);
         if (pmdE < 0) {
             close();
             throw new IllegalStateException("no memory for the probe's tables");
@@ -50,10 +54,6 @@ public final class PageTableProbe implements AutoCloseable {
         return new PageTableProbe(MmServices.create(memory, config));
     }
 
-    /** {@code __pte_alloc} on the PMD entry of {@link #VA}: 0 on success. Thread-safe. */
-    public int pteAlloc() {
-        return s.pgtables().pteAlloc(pmdEntry) == PgtableAlloc.OK ? 0 : 1;
-    }
 
     /** The PMD entry of {@link #VA}, as a lockless walker loads it (acquire). Thread-safe. */
     public long pmdValueAcquire() {
@@ -88,9 +88,14 @@ public final class PageTableProbe implements AutoCloseable {
 
     /** One racing thread's handle: its own lock-helper slot. */
     public final class Actor {
-        private final PtlSlot slot = new PtlSlot();
+        private final PtlSlot slot = new PtlSlot(counters.local());
 
         private Actor() {
+        }
+
+        /** {@code __pte_alloc} on the PMD entry of {@link #VA}: 0 on success. */
+        public int pteAlloc() {
+            return s.pgtables().pteAlloc(pmdEntry, slot.counts) == PgtableAlloc.OK ? 0 : 1;
         }
 
         /**
@@ -131,27 +136,27 @@ public final class PageTableProbe implements AutoCloseable {
 
     /** Resident data pages. */
     public long rssPages() {
-        return counters.rssPages.sum();
+        return counters.sum(VmCounters.RSS);
     }
 
     /** Write faults that installed a fresh page. */
     public long anonFaults() {
-        return counters.faultAnon.sum();
+        return counters.sum(VmCounters.FAULT_ANON);
     }
 
     /** PTE tables alive. */
     public long pteTables() {
-        return counters.pteTables.sum();
+        return counters.sum(VmCounters.PTE_TABLES);
     }
 
     /** Frames held: data pages and tables of every level, the PGD included. */
     public long framesHeld() {
-        return counters.framesHeld.sum();
+        return counters.sum(VmCounters.FRAMES_HELD);
     }
 
     /** Populate races lost (a table built and destroyed because another was installed first). */
     public long tableRacesLost() {
-        return counters.tableRacesLost.sum();
+        return counters.sum(VmCounters.TABLE_RACES_LOST);
     }
 
     /** Live page-table locks of this space, beyond those of the PGD and the probe's own tables. */

@@ -84,7 +84,7 @@ public final class MmuGather implements Reclaimer.Batch {
      */
     public void flushTlbLocked() {
         if (rssRemoved != 0) {
-            counters.rssPages.add(-rssRemoved);
+            counters.add(VmCounters.RSS, -rssRemoved);
             rssRemoved = 0;
         }
         if (needFlush) {
@@ -112,9 +112,9 @@ public final class MmuGather implements Reclaimer.Batch {
             long v = pages.get(i);
             frames.putFrames(v >>> ORDER_BITS, (int) (v & ((1 << ORDER_BITS) - 1)));
         }
-        counters.framesHeld.add(-n);
-        counters.pagesFreed.add(n);
-        counters.gracePeriods.increment();
+        counters.add(VmCounters.FRAMES_HELD, -n);
+        counters.add(VmCounters.PAGES_FREED, n);
+        counters.increment(VmCounters.GRACE_PERIODS);
         for (int i = 0; i < tableList.size(); i++) {
             long v = tableList.get(i);
             tables.freeTable(v >>> LEVEL_BITS, (int) (v & ((1 << LEVEL_BITS) - 1)));

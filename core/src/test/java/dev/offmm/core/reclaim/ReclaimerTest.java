@@ -8,6 +8,7 @@ import java.util.concurrent.atomic.AtomicInteger;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The grace-period rules of {@link Reclaimer}, one participant state at a time. */
@@ -120,5 +121,87 @@ class ReclaimerTest {
         assertEquals(1, b.released.get());
         assertTrue(r.slotCapacity() <= 8, "dead threads' slots were reused, not accumulated: " + r.slotCapacity());
         r.unregister(mine);
+    }
+
+    /**
+     * A scan covers only the batches retired before it: a poller that saw every context idle and
+     * is still releasing must not go on to release a batch retired meanwhile, while an access that
+     * began after its scan may be using that batch's frames.
+     */
+    @Test
+    void shouldNotReleaseABatchRetiredAfterTheScanThatIsBeingUsed() throws InterruptedException {
+        Reclaimer r = new Reclaimer();
+        EpochSlot[] slot = new EpochSlot[1];
+        CountDownLatch ready = new CountDownLatch(1);
+        CountDownLatch entered = new CountDownLatch(1);
+        CountDownLatch end = new CountDownLatch(1);
+        Thread reader = new Thread(() -> {
+            slot[0] = r.register();
+            ready.countDown();
+            try {
+                entered.await();
+                slot[0].enterOpaque(5);
+                end.await();
+            } catch (InterruptedException e) {
+                throw new AssertionError(e);
+            }
+            slot[0].exitRelease();
+        }, "reader");
+        reader.start();
+        ready.await();
+        CountDownLatch inRelease = new CountDownLatch(1);
+        CountDownLatch proceed = new CountDownLatch(1);
+        Reclaimer.Batch slow = new Reclaimer.Batch() {
+            @Override
+            public int frames() {
+                return 1;
+            }
+
+            @Override
+            public void release() {
+                inRelease.countDown();
+                try {
+                    proceed.await();
+                } catch (InterruptedException e) {
+                    throw new AssertionError(e);
+                }
+            }
+        };
+        Thread poller = new Thread(() -> r.retire(1, slow), "poller");
+        poller.start();
+        inRelease.await();
+        entered.countDown();
+        while (slot[0].activeVolatile() != 5) {
+            Thread.onSpinWait();
+        }
+        Counting later = new Counting();
+        r.retire(6, later);
+        assertEquals(0, later.released.get(), "held by the access at generation 5");
+        proceed.countDown();
+        poller.join();
+        assertEquals(0, later.released.get(), "the first poller's scan did not cover a batch retired after it");
+        end.countDown();
+        reader.join();
+        r.poll();
+        assertEquals(1, later.released.get());
+    }
+
+    @Test
+    void shouldKeepCountingPendingFramesRightWhenAReleaseThrows() {
+        Reclaimer r = new Reclaimer();
+        Reclaimer.Batch failing = new Reclaimer.Batch() {
+            @Override
+            public int frames() {
+                return 2;
+            }
+
+            @Override
+            public void release() {
+                throw new IllegalStateException("release failed");
+            }
+        };
+        assertThrows(IllegalStateException.class, () -> r.retire(1, failing));
+        assertEquals(0, r.pendingFrames(), "a release that threw does not leave its frames pending forever");
+        assertEquals(2, r.releasedFrames());
     }
 }

@@ -128,9 +128,19 @@ public final class Zone {
         region.asSlice(pfn << PageSize.SHIFT, PageSize.BYTES << order).fill((byte) 0);
     }
 
-    /** A pin opened: the region stays until it closes. */
+    /**
+     * A pin opens: the region stays until it closes. Counted before the check, so that it pairs
+     * with {@link #close()}'s "closed, then count": either this sees the zone closed, or close
+     * sees the pin.
+     *
+     * @throws IllegalStateException if the zone is closed
+     */
     public void pinOpened() {
         openPins.incrementAndGet();
+        if (closed) {
+            pinClosed();
+            throw new IllegalStateException("physical memory is closed");
+        }
     }
 
     /** A pin closed; the last one after {@link #close()} releases the region. */
