@@ -9,6 +9,7 @@ import dev.offmm.core.pgtable.PtlSlot;
 import dev.offmm.core.pgtable.Pte;
 import dev.offmm.core.reclaim.EpochSlot;
 import dev.offmm.core.reclaim.Reclaimer;
+import dev.offmm.core.vma.Vma;
 
 import java.lang.invoke.VarHandle;
 import java.util.Arrays;
@@ -71,7 +72,7 @@ abstract sealed class TlbContext permits Mmu {
         this.reclaimer = reclaimer;
         this.owner = Thread.currentThread();
         this.counts = mm.counters().local();
-        this.ptlSlot = new PtlSlot(counts);
+        this.ptlSlot = new PtlSlot(counts, Vma.nextStripe());
         this.slot = reclaimer.register();
     }
 

@@ -47,19 +47,19 @@ public final class FaultEntry {
             slot.counts.increment(VmCounters.FAULT_MAPERR);
             return FaultHandler.MAPERR;
         }
-        Vma vma = vmas.lockVmaForRead(va);
+        Vma vma = vmas.lockVmaForRead(va, slot.stripe);
         // Optimistic spinning, as an rwsem does while its writer runs: a VMA being replaced by
         // mmap/munmap/mprotect is usually republished within microseconds, while parking on
         // mmap_lock costs a scheduler round trip (milliseconds when threads outnumber cores).
         for (int attempt = 0; vma == null && attempt < VMA_LOCK_RETRIES && vmas.find(va) != null;) {
             attempt = Backoff.idle(attempt);
-            vma = vmas.lockVmaForRead(va);
+            vma = vmas.lockVmaForRead(va, slot.stripe);
         }
         if (vma != null) {
             try {
                 return handler.handleMmFault(vma, va, write, slot);
             } finally {
-                vma.readUnlock();
+                vma.readUnlock(slot.stripe);
             }
         }
         Lock r = vmas.mmapLock().readLock();

@@ -130,7 +130,7 @@ public final class MapOps {
     private void populate(long start, long end, boolean write) {
         Vma vma = vmas.find(start);
         VmCounters.Local counts = mm.counters().local();
-        PtlSlot slot = new PtlSlot(counts);
+        PtlSlot slot = new PtlSlot(counts, 0);
         try {
             for (long va = start; va < end; va += PAGE) {
                 if (faults.handleMmFault(vma, va, write, slot) != FaultHandler.OK) {

@@ -10,6 +10,8 @@ import dev.offmm.core.mm.VmCounters;
 public final class PtlSlot {
     /** The faulting context's own counters (null for a walk that counts nothing). */
     public final VmCounters.Local counts;
+    /** The faulting context's reader stripe of the per-VMA locks (see {@code Vma.nextStripe}). */
+    public final int stripe;
 
     /** The lock handle the helper took or looked up. */
     public long ptl;
@@ -18,11 +20,12 @@ public final class PtlSlot {
 
     /** A slot for lock helpers only (zap, the walker). */
     public PtlSlot() {
-        this(null);
+        this(null, 0);
     }
 
-    /** A slot for faults, counting into {@code counts}. */
-    public PtlSlot(VmCounters.Local counts) {
+    /** A slot for faults, counting into {@code counts}, reading VMA locks on {@code stripe}. */
+    public PtlSlot(VmCounters.Local counts, int stripe) {
         this.counts = counts;
+        this.stripe = stripe;
     }
 }

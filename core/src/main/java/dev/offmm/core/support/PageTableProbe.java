@@ -88,7 +88,7 @@ public final class PageTableProbe implements AutoCloseable {
 
     /** One racing thread's handle: its own lock-helper slot. */
     public final class Actor {
-        private final PtlSlot slot = new PtlSlot(counters.local());
+        private final PtlSlot slot = new PtlSlot(counters.local(), Vma.nextStripe());
 
         private Actor() {
         }
@@ -103,13 +103,13 @@ public final class PageTableProbe implements AutoCloseable {
          * it; returns the {@code FaultHandler} code (0 is OK).
          */
         public int writeFault(long offset) {
-            if (!vma.tryReadLock()) {
+            if (!vma.tryReadLock(slot.stripe)) {
                 throw new IllegalStateException("the probe's VMA is write-locked");
             }
             try {
                 return s.handler().handleMmFault(vma, VA + offset, true, slot);
             } finally {
-                vma.readUnlock();
+                vma.readUnlock(slot.stripe);
             }
         }
     }

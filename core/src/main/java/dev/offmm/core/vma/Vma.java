@@ -5,6 +5,7 @@ import dev.offmm.offheap.host.Backoff;
 
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
+import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * A virtual memory area: {@code [start, end)} with one protection and one set of flags.
@@ -12,7 +13,7 @@ import java.lang.invoke.VarHandle;
  * VMAs under mmap_lock held for write and detaches the old ones.
  *
  * <p>Per-VMA lock ({@code lock_vma_under_rcu}): a fault takes it for read by incrementing its
- * thread's stripe of the reader counts and holds it for the whole fault, so the VMA's page tables
+ * context's stripe of the reader counts and holds it for the whole fault, so the VMA's page tables
  * cannot be zapped or freed under it. A writer (holding mmap_lock for write) raises the writer
  * flag and waits for every stripe to drain; readers that see the flag fall back to mmap_lock. A
  * written VMA is detached and never unlocked: it is garbage, and any late reader falls back too.
@@ -25,11 +26,16 @@ public final class Vma {
     /** Mapped with {@code NORESERVE}. */
     public static final int VM_NORESERVE = 1 << 2;
 
-    /** Reader stripes: threads hash onto them, so concurrent faults do not bounce one line. */
+    /**
+     * Reader stripes: each context is given one round robin ({@link #nextStripe()}), so up to
+     * this many concurrent faults never bounce one line.
+     */
     private static final int STRIPES = 4;
     /** Longs between stripes: 128 bytes, two cache lines, against adjacent-line prefetch. */
     private static final int STRIDE = 16;
     private static final VarHandle READERS = MethodHandles.arrayElementVarHandle(long[].class);
+
+    private static final AtomicInteger STRIPE_SEQUENCE = new AtomicInteger();
 
     /** First byte. */
     public final long start;
@@ -42,7 +48,7 @@ public final class Vma {
 
     /**
      * Striped reader counts (the kernel's per-VMA lock, made scalable like a big-reader lock):
-     * reader {@code t} owns stripe {@code threadId % STRIPES}, at index {@code stripe * STRIDE}.
+     * a reader uses the stripe its context was given, at index {@code stripe * STRIDE}.
      * Volatile read-modify-writes only.
      */
     private final long[] readers = new long[STRIPES * STRIDE];
@@ -55,6 +61,11 @@ public final class Vma {
         this.end = end;
         this.prot = prot;
         this.flags = flags;
+    }
+
+    /** The stripe for a new reader context: round robin, so contexts alive together differ. */
+    public static int nextStripe() {
+        return STRIPE_SEQUENCE.getAndIncrement();
     }
 
     /** The same range attributes over {@code [s, e)}. */
@@ -72,8 +83,9 @@ public final class Vma {
         return end == next.start && prot == next.prot && flags == next.flags;
     }
 
-    private static int stripe() {
-        return (int) (Thread.currentThread().threadId() & (STRIPES - 1)) * STRIDE;
+    /** The offset in {@code readers} of stripe {@code stripe} (any int: it is reduced mod STRIPES). */
+    private static int offsetOf(int stripe) {
+        return (stripe & (STRIPES - 1)) * STRIDE;
     }
 
     /**
@@ -85,11 +97,11 @@ public final class Vma {
      * comes before its volatile reads of the stripes. So either the reader sees the writer and
      * backs out, or the writer sees the reader and waits for it.
      */
-    public boolean tryReadLock() {
+    public boolean tryReadLock(int stripe) {
         if (writer) {
             return false;
         }
-        int s = stripe();
+        int s = offsetOf(stripe);
         getAndAddReaders(s, 1L);
         if (writer) {
             getAndAddReaders(s, -1L);
@@ -98,9 +110,9 @@ public final class Vma {
         return true;
     }
 
-    /** {@code vma_end_read}: on the thread that took the read lock. */
-    public void readUnlock() {
-        getAndAddReaders(stripe(), -1L);
+    /** {@code vma_end_read}: with the stripe {@link #tryReadLock} was given. */
+    public void readUnlock(int stripe) {
+        getAndAddReaders(offsetOf(stripe), -1L);
     }
 
     /** Volatile read-modify-write of a reader stripe. */

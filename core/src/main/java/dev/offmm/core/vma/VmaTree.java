@@ -66,16 +66,17 @@ public final class VmaTree {
     }
 
     /**
-     * {@code lock_vma_under_rcu}: the VMA containing {@code va}, read-locked, or {@code null} if
-     * there is none or it is being changed (the caller falls back to mmap_lock).
+     * {@code lock_vma_under_rcu}: the VMA containing {@code va}, read-locked on reader stripe
+     * {@code stripe}, or {@code null} if there is none or it is being changed (the caller falls
+     * back to mmap_lock).
      */
-    public Vma lockVmaForRead(long va) {
+    public Vma lockVmaForRead(long va, int stripe) {
         Vma vma = find(va);
-        if (vma == null || !vma.tryReadLock()) {
+        if (vma == null || !vma.tryReadLock(stripe)) {
             return null;
         }
         if (vma.detached()) {
-            vma.readUnlock();
+            vma.readUnlock(stripe);
             return null;
         }
         return vma;
