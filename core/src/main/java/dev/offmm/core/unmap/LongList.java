@@ -20,6 +20,11 @@ final class LongList {
         values[size++] = v;
     }
 
+    /** The backing array: elements {@code [0, size())} (changes when the list grows). */
+    long[] array() {
+        return values;
+    }
+
     /** Element {@code i}. */
     long get(int i) {
         return values[i];

@@ -6,6 +6,7 @@ import dev.offmm.core.pgtable.Entries;
 import dev.offmm.core.pgtable.TableAlloc;
 import dev.offmm.core.reclaim.Reclaimer;
 import dev.offmm.offheap.frame.FrameAllocator;
+import dev.offmm.offheap.frame.FrameCache;
 
 /**
  * {@code struct mmu_gather}: collects the pages and tables an unmap clears, makes sure the TLB
@@ -26,8 +27,12 @@ public final class MmuGather implements Reclaimer.Batch {
     private final Reclaimer reclaimer;
     private final FrameAllocator frames;
     private final TableAlloc tables;
-    /** Pages as {@code pfn << ORDER_BITS | order}. */
-    private final LongList pages = new LongList(64);
+    /** Order-0 pages, by pfn. */
+    private final LongList pages = new LongList(512);
+    /** Pages of higher orders, as {@code pfn << ORDER_BITS | order}. */
+    private final LongList hugePages = new LongList(4);
+    /** The unmapping thread's frame cache: where the pages go back after the grace period. */
+    private final FrameCache home;
     /** Tables as {@code pfn << LEVEL_BITS | level}. */
     private final LongList tableList = new LongList(8);
     private boolean needFlush;
@@ -42,12 +47,17 @@ public final class MmuGather implements Reclaimer.Batch {
         this.reclaimer = reclaimer;
         this.frames = frames;
         this.tables = tables;
+        this.home = frames.currentCache();
         this.gen = mm.tlbGenAcquire();
     }
 
     /** {@code tlb_remove_page}: an order-{@code order} data page whose entry was cleared. */
     public void removePage(long pfn, int order) {
-        pages.add(pfn << ORDER_BITS | order);
+        if (order == 0) {
+            pages.add(pfn);
+        } else {
+            hugePages.add(pfn << ORDER_BITS | order);
+        }
         rssRemoved += 1L << order;
         needFlush = true;
     }
@@ -101,17 +111,21 @@ public final class MmuGather implements Reclaimer.Batch {
 
     @Override
     public int frames() {
-        return pages.size() + tableList.size();
+        return pages.size() + hugePages.size() + tableList.size();
     }
 
-    /** After the grace period: puts every page and destroys and frees every table. */
+    /**
+     * After the grace period: puts every page (back to the unmapping thread's cache, in one
+     * batch) and destroys and frees every table.
+     */
     @Override
     public void release() {
-        int n = pages.size();
-        for (int i = 0; i < n; i++) {
-            long v = pages.get(i);
+        frames.putFrames(pages.array(), pages.size(), home);
+        for (int i = 0; i < hugePages.size(); i++) {
+            long v = hugePages.get(i);
             frames.putFrames(v >>> ORDER_BITS, (int) (v & ((1 << ORDER_BITS) - 1)));
         }
+        int n = pages.size() + hugePages.size();
         counters.add(VmCounters.FRAMES_HELD, -n);
         counters.add(VmCounters.PAGES_FREED, n);
         counters.increment(VmCounters.GRACE_PERIODS);

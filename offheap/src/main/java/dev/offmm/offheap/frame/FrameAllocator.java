@@ -222,6 +222,86 @@ public final class FrameAllocator {
         }
     }
 
+    /**
+     * The calling thread's frame cache, as the home of frames released later on its behalf
+     * (after the grace period of an unmap it made, by whichever thread ends the grace period).
+     */
+    public FrameCache currentCache() {
+        ensureOpen();
+        return cache.get();
+    }
+
+    /**
+     * {@code release_pages}: drops one reference from each order-0 frame {@code pfns[0 .. n)};
+     * those whose last reference goes return to {@code home} (the cache of the thread that unmapped
+     * them, so that they come back to the CPU that last touched them), or to the caller's own
+     * cache if that thread has died; all under one acquisition of that cache's lock. The checks
+     * of {@link #putFrames} apply. Reorders {@code pfns}.
+     */
+    public void putFrames(long[] pfns, int n, FrameCache home) {
+        ensureOpen();
+        int k = 0;
+        for (int i = 0; i < n; i++) {
+            long pfn = pfns[i];
+            if (lastReference(pfn, 0)) {
+                pfns[k++] = pfn;
+            }
+        }
+        if (k == 0) {
+            return;
+        }
+        FrameCache c = home;
+        c.lock();
+        if (c.reaped) {
+            c.unlock();
+            c = cache.get();
+            c.lock();
+        }
+        try {
+            int count = c.countPlain();
+            for (int i = 0; i < k; i++) {
+                c.pfns[count++] = pfns[i];
+                if (count > high) {
+                    c.setCountRelease(count);
+                    drainLocked(c, batch);
+                    count = c.countPlain();
+                }
+            }
+            c.setCountRelease(count);
+        } finally {
+            c.unlock();
+        }
+    }
+
+    /**
+     * Drops one reference of the order-0 frame {@code pfn}; if it was the last, the frame is
+     * checked and marked cached (refcount 1, as cached frames keep it) and true returned.
+     */
+    private boolean lastReference(long pfn, int order) {
+        checkPfn(pfn, order);
+        int left = map.addAndGetRefcount(pfn, -1);
+        if (left > 0) {
+            return false;
+        }
+        if (left < 0) {
+            map.addAndGetRefcount(pfn, 1);
+            throw new IllegalStateException("refcount underflow on pfn=" + pfn);
+        }
+        int type = map.typeAcquire(pfn);
+        int mapcount = map.mapcountVolatile(pfn);
+        if (type != MemMap.TYPE_NONE || mapcount != 0) {
+            map.addAndGetRefcount(pfn, 1);
+            throw new IllegalStateException("last reference to pfn=" + pfn + " dropped while it is still page type "
+                    + type + " with mapcount " + mapcount);
+        }
+        if (!map.casFlags(pfn, ALLOCATED_ORDER0, MemMap.PG_PCP)) {
+            map.addAndGetRefcount(pfn, 1);
+            throw badFree(pfn, 0);
+        }
+        map.setRefcountRelease(pfn, 1);
+        return true;
+    }
+
     private void pushToCache(long pfn) {
         FrameCache c = cache.get();
         c.lock();
@@ -323,7 +403,14 @@ public final class FrameAllocator {
                 alive++;
             } else if (caches.remove(c)) {
                 // isAlive() == false orders every write of the dead owner before this point.
-                freed += drainAll(c);
+                c.lock();
+                try {
+                    c.reaped = true;
+                    freed += c.countPlain();
+                    drainLocked(c, c.countPlain());
+                } finally {
+                    c.unlock();
+                }
                 registered.decrementAndGet();
             }
         }

@@ -13,10 +13,11 @@ import java.lang.invoke.VarHandle;
  * the cache's own cache line.
  *
  * <p>The lock is a test-and-set on {@code locked} (volatile CAS to take, release store to drop);
- * {@code count} and the array are read and written under it. {@link #countAcquire()} is for
- * statistics, racy by design.
+ * {@code count}, the array and {@code reaped} are read and written under it.
+ * {@link #countAcquire()} is for statistics, racy by design. Outside this package a cache is only
+ * a token: the home that frames released on a thread's behalf go back to.
  */
-final class FrameCache {
+public final class FrameCache {
     private static final VarHandle LOCKED;
     private static final VarHandle COUNT;
 
@@ -37,6 +38,8 @@ final class FrameCache {
     private int locked;
     /** Written under the lock with release stores; read under it, or racily by statistics (acquire). */
     private int count;
+    /** Set under the lock once the cache's dead owner is forgotten: frames must go elsewhere. */
+    boolean reaped;
 
     FrameCache(Thread owner, int capacity) {
         this.owner = owner;

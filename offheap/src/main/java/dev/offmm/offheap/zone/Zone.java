@@ -123,9 +123,16 @@ public final class Zone {
         return region.asSlice(pfn << PageSize.SHIFT, PageSize.BYTES << order);
     }
 
-    /** Fills the block of 2^order frames at {@code pfn} with zeros. */
+    /**
+     * Fills the block of 2^order frames at {@code pfn} with zeros. An order-0 frame is copied
+     * from the shared zero page (pfn 0, never written): one bounds-checked copy, no slice object.
+     */
     public void zeroFrames(long pfn, int order) {
-        region.asSlice(pfn << PageSize.SHIFT, PageSize.BYTES << order).fill((byte) 0);
+        if (order == 0) {
+            MemorySegment.copy(region, 0, region, pfn << PageSize.SHIFT, PageSize.BYTES);
+        } else {
+            region.asSlice(pfn << PageSize.SHIFT, PageSize.BYTES << order).fill((byte) 0);
+        }
     }
 
     /**
