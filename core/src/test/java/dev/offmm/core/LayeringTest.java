@@ -47,7 +47,8 @@ class LayeringTest {
             "dev.offmm.core.FaultException", "dev.offmm.offheap.LockClass", "dev.offmm.offheap.Checks");
     /** The classes that own a VarHandle over their layout (off-heap records, or their own shared fields). */
     static final Set<String> VARHANDLE_OWNERS = Set.of("dev.offmm.offheap.page.MemMap", "dev.offmm.offheap.lock.LockRecord",
-            "dev.offmm.offheap.lock.SpinLock", "dev.offmm.offheap.frame.FrameCache", "dev.offmm.core.pgtable.Entries",
+            "dev.offmm.offheap.lock.SpinLock", "dev.offmm.offheap.frame.FrameCache", "dev.offmm.offheap.frame.ZoneLock",
+            "dev.offmm.core.pgtable.Entries",
             "dev.offmm.core.FrameBytes", "dev.offmm.core.mm.Mm", "dev.offmm.core.vma.Vma",
             "dev.offmm.core.reclaim.EpochSlot", "dev.offmm.core.support.GraceProbe", "dev.offmm.core.mm.VmCounters");
     private static final int MAX_LINES = 400;

@@ -203,11 +203,7 @@ public final class FaultHandler {
     }
 
     private long allocZeroedPage() {
-        long pfn = pages.alloc();
-        if (pfn != FrameAllocator.NO_FRAME) {
-            mm.memory().zone().zeroFrames(pfn, 0);
-        }
-        return pfn;
+        return pages.allocZeroed();
     }
 
     private void freeUnused(long pfn) {

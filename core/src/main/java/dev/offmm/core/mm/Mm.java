@@ -17,13 +17,13 @@ import java.util.concurrent.atomic.AtomicLong;
  *
  * <p>Internal: {@code dev.offmm.core} does not export this package.
  */
-public final class Mm {
+public final class Mm extends MmFields {
     private static final AtomicLong IDS = new AtomicLong();
     private static final VarHandle TLB_GEN;
 
     static {
         try {
-            TLB_GEN = MethodHandles.lookup().findVarHandle(Mm.class, "tlbGen", long.class);
+            TLB_GEN = MethodHandles.lookup().findVarHandle(MmTlbGen.class, "tlbGen", long.class);
         } catch (ReflectiveOperationException e) {
             throw new ExceptionInInitializerError(e);
         }
@@ -39,13 +39,6 @@ public final class Mm {
 
     /** Set once by close, under mmap_lock held for write. */
     private volatile boolean closed;
-
-    /**
-     * Bumped by every shootdown with a volatile read-modify-write ({@link #flushTlb}); read with
-     * acquire ({@link #tlbGenAcquire}) by every access.
-     */
-    @SuppressWarnings("unused")
-    private volatile long tlbGen;
 
     /**
      * The state of an address space whose PGD, already allocated and constructed, is
@@ -152,4 +145,53 @@ public final class Mm {
     public String toString() {
         return "mm " + id;
     }
+}
+
+/** Padding before the TLB generation: two cache lines, against adjacent-line prefetch. */
+abstract class MmPadBefore {
+    long p00;
+    long p01;
+    long p02;
+    long p03;
+    long p04;
+    long p05;
+    long p06;
+    long p07;
+    long p08;
+    long p09;
+    long p10;
+    long p11;
+    long p12;
+    long p13;
+    long p14;
+    long p15;
+}
+
+/**
+ * The TLB generation, alone on its lines: bumped by every shootdown with a volatile
+ * read-modify-write ({@link Mm#flushTlb}); read with acquire ({@link Mm#tlbGenAcquire}) by every
+ * access, which must not miss because of a write to a neighbouring field.
+ */
+abstract class MmTlbGen extends MmPadBefore {
+    volatile long tlbGen;
+}
+
+/** Padding after the TLB generation; the read-mostly fields of {@link Mm} follow it. */
+abstract class MmFields extends MmTlbGen {
+    long q00;
+    long q01;
+    long q02;
+    long q03;
+    long q04;
+    long q05;
+    long q06;
+    long q07;
+    long q08;
+    long q09;
+    long q10;
+    long q11;
+    long q12;
+    long q13;
+    long q14;
+    long q15;
 }

@@ -194,11 +194,6 @@ public final class Entries {
         return (int) (-1 - lookup);
     }
 
-    /** Fills table {@code tablePfn} with empty entries. */
-    public void zeroTable(long tablePfn) {
-        region.asSlice(tablePfn << PAGE_SHIFT, PAGE_SIZE).fill((byte) 0);
-    }
-
     /** Whether every entry of table {@code tablePfn} is empty (acquire loads). */
     public boolean tableEmpty(long tablePfn) {
         for (int i = 0; i < PTRS_PER_TABLE; i++) {

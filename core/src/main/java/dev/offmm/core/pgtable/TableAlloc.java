@@ -56,11 +56,10 @@ public final class TableAlloc {
      * @throws VmException ENOMEM if the frame or the lock cannot be allocated
      */
     public long allocPgd() {
-        long pfn = failPoints.shouldFail(FailSite.PAGE_TABLE) ? FrameAllocator.NO_FRAME : source.alloc();
+        long pfn = failPoints.shouldFail(FailSite.PAGE_TABLE) ? FrameAllocator.NO_FRAME : source.allocZeroed();
         if (pfn == FrameAllocator.NO_FRAME) {
             throw new VmException(VmException.Code.ENOMEM, "no frame for the PGD");
         }
-        entries.zeroTable(pfn);
         if (!ptLocks.ptlockInit(pfn, LockClass.PAGE_TABLE_LOCK)) {
             source.free(pfn);
             throw new VmException(VmException.Code.ENOMEM, "no lock for page_table_lock");
@@ -92,11 +91,10 @@ public final class TableAlloc {
         if (failPoints.shouldFail(FailSite.PAGE_TABLE)) {
             return FrameAllocator.NO_FRAME;
         }
-        long pfn = source.alloc();
+        long pfn = source.allocZeroed();
         if (pfn == FrameAllocator.NO_FRAME) {
             return FrameAllocator.NO_FRAME;
         }
-        entries.zeroTable(pfn);
         if (!ctor(pfn, level, counts)) {
             source.free(pfn);
             return FrameAllocator.NO_FRAME;

@@ -26,16 +26,32 @@ public final class FrameSource {
      * is still none after reclaiming.
      */
     public long alloc() {
+        return alloc(false);
+    }
+
+    /** {@link #alloc()} of a frame that holds only zeros: data pages and page tables. */
+    public long allocZeroed() {
+        return alloc(true);
+    }
+
+    private long alloc(boolean zeroed) {
+        // Sampled before the first attempt, so that a release between the attempt's failure and
+        // the wait below is not missed. The count sits on its own cache line and changes once
+        // per release, so the fast path reads a line that is almost always in its cache.
         long released = reclaimer.releasedFrames();
-        long pfn = frames.allocFrame();
+        long pfn = take(zeroed);
         for (int tries = 0; pfn == FrameAllocator.NO_FRAME && tries < RECLAIM_ATTEMPTS
                 && reclaimer.reclaimUnderPressure(released, RECLAIM_WAIT_NANOS); tries++) {
             // Frames released meanwhile went to the releasing thread's cache, which the next
             // allocation drains if it must.
             released = reclaimer.releasedFrames();
-            pfn = frames.allocFrame();
+            pfn = take(zeroed);
         }
         return pfn;
+    }
+
+    private long take(boolean zeroed) {
+        return zeroed ? frames.allocZeroedFrame() : frames.allocFrame();
     }
 
     /** Frees a frame from {@link #alloc()} that was never mapped or published. */

@@ -5,7 +5,7 @@ import dev.offmm.offheap.host.Membarrier;
 import java.lang.invoke.VarHandle;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
-import java.util.Arrays;
+import java.util.Iterator;
 import java.util.List;
 import java.util.concurrent.locks.LockSupport;
 
@@ -22,12 +22,13 @@ import java.util.concurrent.locks.LockSupport;
  * period back: its next access compares the generation first and drops its stale translations.
  * Where the host has no membarrier, readers fence after they publish instead ({@link #READERS_FENCE}).
  *
- * <p>Contexts register once per thread and address space. Slots of contexts that closed, and of
- * threads that died, are reused by later registrations; the slot array is compacted when most of
- * it is free, so a scan costs the number of contexts alive, not the number that ever were.
+ * <p>Contexts register once per thread and address space ({@link SlotRegistry}: slots are reused
+ * and compacted, so a scan costs the number of contexts alive, not the number that ever were).
  *
- * <p>Batches are released in generation order by whichever thread polls: the retiring thread
- * after each retire, allocators under memory pressure, and {@code close}.
+ * <p>Batches are released by the thread that retired them, as it polls after each retire (so
+ * their frames come back zeroed into the cache of the CPU that will fault them in again); by any
+ * polling thread once they are {@link #FOREIGN_AFTER_RETIRES} retires old or their retirer died;
+ * and all at once by allocators under memory pressure and by {@code close}.
  */
 public final class Reclaimer {
     /**
@@ -46,25 +47,24 @@ public final class Reclaimer {
         void release();
     }
 
-    /** A retired batch, with its place in the retire order. */
-    private record Pending(long gen, long seq, Batch batch) {
+    /** A retired batch, with its place in the retire order and the thread that retired it. */
+    private record Pending(long gen, long seq, Batch batch, Thread retirer) {
     }
 
-    /** Guards the slot registry: {@link #slots} (republished on change), {@link #free}, {@link #live}. */
-    private final Object registry = new Object();
-    /** Every slot, free ones included; a new array is published with a volatile store on growth or compaction. */
-    private volatile EpochSlot[] slots = new EpochSlot[0];
-    private int[] free = new int[8];
-    private int freeCount;
-    private int live;
+    /**
+     * Retires after which a batch is released by whichever thread polls, not only by its own
+     * retirer: a thread that retired and then stopped retiring (parked, say) holds its frames
+     * back for at most this many retires of others (memory pressure and close take them at once).
+     */
+    static final int FOREIGN_AFTER_RETIRES = 16;
+
+    private final SlotRegistry registry = new SlotRegistry();
     /** Guarded by itself. */
     private final ArrayDeque<Pending> pending = new ArrayDeque<>();
     /** The last retire's sequence number; guarded by {@code pending}. */
     private long retired;
-    /** Written under the {@code pending} monitor; read with volatile loads by anyone. */
-    private volatile long pendingFrames;
-    /** Frames released so far, ever (monotonic); written under {@code pending}, read volatile. */
-    private volatile long releasedFrames;
+    /** Pending and released frame counts, padded: read by every allocation. */
+    private final ReclaimCounts counts = new ReclaimCounts();
     private volatile boolean graceDisabled;
 
     /** An empty reclaimer. */
@@ -83,101 +83,22 @@ public final class Reclaimer {
 
     /** Registers a participant owned by the calling thread, outside any access. O(1) amortised. */
     public EpochSlot register() {
-        Thread me = Thread.currentThread();
-        synchronized (registry) {
-            if (freeCount == 0) {
-                reapDeadLocked();
-            }
-            EpochSlot slot;
-            if (freeCount > 0) {
-                slot = slots[free[--freeCount]];
-            } else {
-                EpochSlot[] a = slots;
-                EpochSlot[] grown = Arrays.copyOf(a, Math.max(4, a.length * 2));
-                for (int i = a.length; i < grown.length; i++) {
-                    grown[i] = new EpochSlot(i);
-                    pushFreeLocked(i);
-                }
-                slots = grown;
-                slot = grown[free[--freeCount]];
-            }
-            slot.exitRelease();
-            slot.owner = me;
-            live++;
-            return slot;
-        }
+        return registry.register();
     }
 
     /** Unregisters a participant (its owner has left every access); the slot may be reused at once. */
     public void unregister(EpochSlot slot) {
-        synchronized (registry) {
-            if (slot.owner != null && slot.index >= 0 && slots[slot.index] == slot) {
-                releaseLocked(slot);
-            }
-        }
+        registry.unregister(slot);
     }
 
     /** The length of the slot array, free slots included: what a scan costs (racy). */
     public int slotCapacity() {
-        return slots.length;
+        return registry.slots().length;
     }
 
     /** Contexts registered and alive (racy). */
     public int participants() {
-        int n = 0;
-        for (EpochSlot s : slots) {
-            Thread t = s.owner;
-            n += t != null && t.isAlive() ? 1 : 0;
-        }
-        return n;
-    }
-
-    private void releaseLocked(EpochSlot slot) {
-        slot.exitRelease();
-        slot.owner = null;
-        live--;
-        pushFreeLocked(slot.index);
-        EpochSlot[] a = slots;
-        if (a.length > 64 && live < a.length / 4) {
-            compactLocked(a);
-        }
-    }
-
-    private void pushFreeLocked(int index) {
-        if (freeCount == free.length) {
-            free = Arrays.copyOf(free, free.length * 2);
-        }
-        free[freeCount++] = index;
-    }
-
-    /** Frees the slots of threads that have terminated ({@code isAlive() == false} orders their last writes first). */
-    private void reapDeadLocked() {
-        for (EpochSlot s : slots) {
-            Thread t = s.owner;
-            if (t != null && !t.isAlive()) {
-                releaseLocked(s);
-            }
-        }
-    }
-
-    /** Rebuilds the array with only the slots in use, so scans stop paying for the dead. */
-    private void compactLocked(EpochSlot[] a) {
-        List<EpochSlot> used = new ArrayList<>(live);
-        for (EpochSlot s : a) {
-            if (s.owner != null) {
-                used.add(s);
-            }
-        }
-        EpochSlot[] packed = new EpochSlot[Math.max(4, Integer.highestOneBit(Math.max(1, used.size())) * 2)];
-        freeCount = 0;
-        for (int i = 0; i < packed.length; i++) {
-            packed[i] = i < used.size() ? used.get(i) : new EpochSlot(i);
-            packed[i].index = i;
-        }
-        for (int i = packed.length - 1; i >= used.size(); i--) {
-            pushFreeLocked(i);
-        }
-        slots = packed;
+        return registry.participants();
     }
 
     // ---- grace periods
@@ -190,11 +111,11 @@ public final class Reclaimer {
         int n = batch.frames();
         if (n > 0) {
             synchronized (pending) {
-                pending.addLast(new Pending(gen, ++retired, batch));
-                pendingFrames += n;
+                pending.addLast(new Pending(gen, ++retired, batch, Thread.currentThread()));
+                counts.pendingFrames += n;
             }
         }
-        poll();
+        poll(false);
     }
 
     /**
@@ -206,7 +127,7 @@ public final class Reclaimer {
         if (graceDisabled) {
             return EpochSlot.IDLE;
         }
-        EpochSlot[] a = slots;
+        EpochSlot[] a = registry.slots();
         // Only other threads' accesses can be out of order with this scan: with none registered
         // (a single-threaded user) a fence is enough, and it pairs with readers' own fences.
         return scan(a, !READERS_FENCE && hasForeignOwner(a));
@@ -217,7 +138,7 @@ public final class Reclaimer {
      * ordering test whose reader writes a slot from a thread that does not own it.
      */
     public long minActiveAfterBarrier() {
-        return scan(slots, !READERS_FENCE);
+        return scan(registry.slots(), !READERS_FENCE);
     }
 
     private long scan(EpochSlot[] a, boolean membarrier) {
@@ -240,9 +161,7 @@ public final class Reclaimer {
             min = Math.min(min, s.activeVolatile());
         }
         if (dead) {
-            synchronized (registry) {
-                reapDeadLocked();
-            }
+            registry.reapDead();
         }
         return min;
     }
@@ -266,7 +185,18 @@ public final class Reclaimer {
      * last retire's number is read first, and the release stops there.
      */
     public long poll() {
-        if (pendingFrames == 0) {
+        return poll(true);
+    }
+
+    /**
+     * {@link #poll()}; unless {@code all}, only the batches this thread retired, and others' once
+     * {@link #FOREIGN_AFTER_RETIRES} retires old or left by a dead thread. A batch's frames are
+     * zeroed and cached as it is released, so the thread that retired it (and will fault them
+     * back in) should be the one that touches them: another thread's release would pull every
+     * line of them, data and struct pages, into the wrong CPU's caches.
+     */
+    private long poll(boolean all) {
+        if (counts.pendingFrames == 0) {
             return 0;
         }
         long covered;
@@ -274,25 +204,48 @@ public final class Reclaimer {
             covered = retired;
         }
         long safe = minActive();
-        long freed = 0;
-        while (true) {
-            Pending p;
-            synchronized (pending) {
-                p = pending.peekFirst();
-                if (p == null || p.seq > covered || p.gen > safe) {
-                    break;
+        Thread me = Thread.currentThread();
+        List<Pending> ready = null;
+        synchronized (pending) {
+            for (Iterator<Pending> it = pending.iterator(); it.hasNext();) {
+                Pending p = it.next();
+                // Generations are not in retire order (a bump and its retire are not atomic), and
+                // a failed release puts batches back at the front: each batch is judged alone.
+                if (p.seq > covered || p.gen > safe) {
+                    continue;
                 }
-                pending.pollFirst();
+                if (all || p.retirer == me || p.seq <= covered - FOREIGN_AFTER_RETIRES || !p.retirer.isAlive()) {
+                    it.remove();
+                    if (ready == null) {
+                        ready = new ArrayList<>(4);
+                    }
+                    ready.add(p);
+                }
             }
+        }
+        if (ready == null) {
+            return 0;
+        }
+        long freed = 0;
+        for (int i = 0; i < ready.size(); i++) {
+            Pending p = ready.get(i);
             int n = p.batch.frames();
             try {
                 p.batch.release();
+            } catch (RuntimeException | Error e) {
+                // The batches not yet released go back, so that none is lost with this one.
+                synchronized (pending) {
+                    for (int j = ready.size() - 1; j > i; j--) {
+                        pending.addFirst(ready.get(j));
+                    }
+                }
+                throw e;
             } finally {
                 synchronized (pending) {
                     // Only now are the frames free: a thread under pressure that saw them pending
                     // keeps waiting until here instead of failing while they are being released.
-                    pendingFrames -= n;
-                    releasedFrames += n;
+                    counts.pendingFrames -= n;
+                    counts.releasedFrames += n;
                 }
             }
             freed += n;
@@ -302,7 +255,7 @@ public final class Reclaimer {
 
     /** Frames released so far (monotonic): sampled before an allocation, to see a release it missed. */
     public long releasedFrames() {
-        return releasedFrames;
+        return counts.releasedFrames;
     }
 
     /**
@@ -314,7 +267,7 @@ public final class Reclaimer {
         long park = 1_000;
         while (true) {
             poll();
-            if (pendingFrames == 0) {
+            if (counts.pendingFrames == 0) {
                 return true;
             }
             if (System.nanoTime() - deadline >= 0) {
@@ -333,10 +286,10 @@ public final class Reclaimer {
      * sampled before the allocation that failed), by this call or by another thread meanwhile.
      */
     public boolean reclaimUnderPressure(long releasedBefore, long timeoutNanos) {
-        if (poll() > 0 || releasedFrames != releasedBefore) {
+        if (poll() > 0 || counts.releasedFrames != releasedBefore) {
             return true;
         }
-        if (pendingFrames == 0) {
+        if (counts.pendingFrames == 0) {
             return false;
         }
         long deadline = System.nanoTime() + timeoutNanos;
@@ -344,7 +297,7 @@ public final class Reclaimer {
         while (System.nanoTime() - deadline < 0) {
             LockSupport.parkNanos(park);
             park = Math.min(park * 2, 256_000);
-            if (poll() > 0 || releasedFrames != releasedBefore) {
+            if (poll() > 0 || counts.releasedFrames != releasedBefore) {
                 return true;
             }
         }
@@ -353,7 +306,7 @@ public final class Reclaimer {
 
     /** Frames waiting for a grace period. */
     public long pendingFrames() {
-        return pendingFrames;
+        return counts.pendingFrames;
     }
 
     /**
@@ -370,7 +323,7 @@ public final class Reclaimer {
             oldest = p.gen;
         }
         List<String> names = new ArrayList<>();
-        for (EpochSlot s : slots) {
+        for (EpochSlot s : registry.slots()) {
             Thread t = s.owner;
             if (t != null && t.isAlive() && s.activeVolatile() < oldest) {
                 names.add("'" + t.getName() + "'");

@@ -48,10 +48,12 @@ public final class Vma {
 
     /**
      * Striped reader counts (the kernel's per-VMA lock, made scalable like a big-reader lock):
-     * a reader uses the stripe its context was given, at index {@code stripe * STRIDE}.
-     * Volatile read-modify-writes only.
+     * a reader uses the stripe its context was given, at index {@code (stripe + 1) * STRIDE}: a
+     * stride of padding before the first stripe keeps the array's header (which every reader
+     * loads for the bounds check) and this VMA's fields off the written lines, and a stride after
+     * the last keeps the next object off them. Volatile read-modify-writes only.
      */
-    private final long[] readers = new long[STRIPES * STRIDE];
+    private final long[] readers = new long[(STRIPES + 2) * STRIDE];
     /** Set once by the writer ({@code vma_start_write}); volatile load and store. */
     private volatile boolean writer;
 
@@ -85,7 +87,7 @@ public final class Vma {
 
     /** The offset in {@code readers} of stripe {@code stripe} (any int: it is reduced mod STRIPES). */
     private static int offsetOf(int stripe) {
-        return (stripe & (STRIPES - 1)) * STRIDE;
+        return ((stripe & (STRIPES - 1)) + 1) * STRIDE;
     }
 
     /**
@@ -133,8 +135,8 @@ public final class Vma {
     public void writeLockAndDetach() {
         writer = true;
         int attempt = 0;
-        for (int s = 0; s < STRIPES * STRIDE; s += STRIDE) {
-            while (readersVolatile(s) != 0) {
+        for (int s = 0; s < STRIPES; s++) {
+            while (readersVolatile(offsetOf(s)) != 0) {
                 attempt = Backoff.idle(attempt);
             }
         }

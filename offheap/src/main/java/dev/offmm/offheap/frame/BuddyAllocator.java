@@ -3,15 +3,14 @@ package dev.offmm.offheap.frame;
 import dev.offmm.offheap.page.MemMap;
 import dev.offmm.offheap.page.PageSize;
 
-import java.util.concurrent.locks.ReentrantLock;
-
 /**
  * A binary buddy allocator over the frames of one physical memory, orders 0 ..
  * {@link #MAX_ORDER}. Free blocks are kept in per-order doubly linked lists threaded through the
  * {@code next}/{@code prev} words of their head frame's mem_map record; a free head carries
  * {@link MemMap#PG_BUDDY} and its order in its flags. No Java object exists per block.
  *
- * <p>Every list operation runs under the zone lock. A block's head flags are published with
+ * <p>Every list operation runs under the zone lock ({@link ZoneLock}: it spins briefly, then
+ * parks). Per-thread caches take it only to refill or drain a batch. A block's head flags are published with
  * release stores and read with acquire loads, because owners of allocated frames CAS them on
  * free (see {@link FrameAllocator}).
  */
@@ -27,7 +26,7 @@ public final class BuddyAllocator {
     private final long nrFrames;
     private final long[] heads = new long[MAX_ORDER + 1];
     private final long[] blocks = new long[MAX_ORDER + 1];
-    private final ReentrantLock zoneLock = new ReentrantLock();
+    private final ZoneLock zoneLock = new ZoneLock();
     /** Free frames; written under the zone lock, read racily by statistics. */
     private volatile long freeFrames;
 
@@ -61,6 +60,11 @@ public final class BuddyAllocator {
     /** Frames currently free in the buddy lists (not counting per-thread caches). */
     public long freeFrames() {
         return freeFrames;
+    }
+
+    /** Acquisitions of the zone lock that found it held, so far. */
+    public long zoneLockContentions() {
+        return zoneLock.contendedAcquisitions();
     }
 
     /** Free blocks of exactly {@code order}. */

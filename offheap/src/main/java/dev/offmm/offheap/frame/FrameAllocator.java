@@ -1,9 +1,11 @@
 package dev.offmm.offheap.frame;
 
 import dev.offmm.offheap.page.MemMap;
+import dev.offmm.offheap.page.PageSize;
 import dev.offmm.offheap.inject.FailPoints;
 import dev.offmm.offheap.inject.FailSite;
 
+import java.lang.foreign.MemorySegment;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicInteger;
 
@@ -22,6 +24,13 @@ import java.util.concurrent.atomic.AtomicInteger;
  * every thread's cache back to the buddy ({@code drain_all_pages}), the caches of live threads
  * under their own locks, and forgets the caches of threads that have died. Caches of dead threads
  * are also reaped whenever the number of caches doubles.
+ *
+ * <p>Frames released in bulk by an unmap ({@link #putFrames(long[], int, FrameCache)}) are zeroed
+ * as they enter a cache, back to back and outside every lock ({@code PG_ZEROED}), the way the
+ * kernel's {@code init_on_free} does: the zeroing then streams at the machine's store bandwidth,
+ * and a fault that takes such a frame ({@link #allocZeroedFrame()}) does not have to drain 4 KiB
+ * of fresh stores at the locked instruction of its page-table lock. Only the frames that will
+ * stay cached are zeroed; those a drain sends to the buddy lose the flag.
  */
 public final class FrameAllocator {
     /** Returned when no frame is available. */
@@ -30,6 +39,8 @@ public final class FrameAllocator {
     private static final long ALLOCATED_ORDER0 = MemMap.withOrder(MemMap.PG_ALLOCATED, 0);
 
     private final MemMap map;
+    /** The frames' bytes; frame {@code pfn} starts at {@code pfn << PageSize.SHIFT}. Frame 0 is the zero page. */
+    private final MemorySegment region;
     private final long nrFrames;
     private final BuddyAllocator buddy;
     private final FailPoints failPoints;
@@ -43,11 +54,13 @@ public final class FrameAllocator {
     private volatile boolean closed;
 
     /**
-     * Creates the allocator over {@code map}. {@code batch} frames move between a cache and the
-     * buddy at a time; a cache holds at most {@code high} frames.
+     * Creates the allocator over {@code map} and the frames' bytes {@code region}, whose first
+     * frame is the zero page. {@code batch} frames move between a cache and the buddy at a time;
+     * a cache holds at most {@code high} frames.
      */
-    public FrameAllocator(MemMap map, FailPoints failPoints, int batch, int high) {
+    public FrameAllocator(MemMap map, MemorySegment region, FailPoints failPoints, int batch, int high) {
         this.map = map;
+        this.region = region;
         this.nrFrames = map.nrFrames();
         this.failPoints = failPoints;
         this.batch = batch;
@@ -74,6 +87,35 @@ public final class FrameAllocator {
      * memory is exhausted or a fail point says so.
      */
     public long allocFrame() {
+        long pfn = takeFrame();
+        if (pfn != NO_FRAME) {
+            // Cached frames already hold refcount 1 (set by the refill or kept by the free).
+            // Release: pairs with the CAS in freeFrame of whichever thread frees it.
+            map.setFlagsRelease(pfn, ALLOCATED_ORDER0);
+        }
+        return pfn;
+    }
+
+    /**
+     * {@link #allocFrame()} for a frame that must hold only zeros: a frame zeroed when it was
+     * released into the cache is handed out as it is, any other is zeroed here (outside every lock).
+     */
+    public long allocZeroedFrame() {
+        long pfn = takeFrame();
+        if (pfn != NO_FRAME) {
+            // Acquire: the flag and the zeros were stored by whichever thread released the frame
+            // into this cache, before that thread's unlock; our pop came after our lock.
+            boolean zeroed = (map.flagsAcquire(pfn) & MemMap.PG_ZEROED) != 0;
+            map.setFlagsRelease(pfn, ALLOCATED_ORDER0);
+            if (!zeroed) {
+                zeroFrames(pfn, 0);
+            }
+        }
+        return pfn;
+    }
+
+    /** Pops a frame of the calling thread's cache (refilling it, draining all caches if need be). */
+    private long takeFrame() {
         ensureOpen();
         if (failPoints.shouldFail(FailSite.FRAME)) {
             return NO_FRAME;
@@ -84,12 +126,19 @@ public final class FrameAllocator {
         if (pfn == NO_FRAME && drainAllCaches() > 0) {
             pfn = popOrRefill(c);
         }
-        if (pfn != NO_FRAME) {
-            // Cached frames already hold refcount 1 (set by the refill or kept by the free).
-            // Release: pairs with the CAS in freeFrame of whichever thread frees it.
-            map.setFlagsRelease(pfn, ALLOCATED_ORDER0);
-        }
         return pfn;
+    }
+
+    /**
+     * Fills the block of 2^order frames at {@code pfn} with zeros. An order-0 frame is copied
+     * from the shared zero page (pfn 0, never written): one bounds-checked copy, no slice object.
+     */
+    public void zeroFrames(long pfn, int order) {
+        if (order == 0) {
+            MemorySegment.copy(region, 0, region, pfn << PageSize.SHIFT, PageSize.BYTES);
+        } else {
+            region.asSlice(pfn << PageSize.SHIFT, PageSize.BYTES << order).fill((byte) 0);
+        }
     }
 
     /** A frame from the thread's cache {@code c}, refilled from the buddy if empty, or NO_FRAME. */
@@ -250,6 +299,20 @@ public final class FrameAllocator {
         if (k == 0) {
             return;
         }
+        // At most a cache's worth stays cached; the rest goes straight to the buddy.
+        int keep = Math.min(k, high);
+        int direct = k - keep;
+        if (direct > 0) {
+            for (int i = 0; i < direct; i++) {
+                map.setFlagsRelease(pfns[i], 0);
+            }
+            buddy.freeBulk(pfns, 0, direct);
+        }
+        // Zeroed before any lock, back to back; published by the cache lock's release below.
+        for (int i = direct; i < k; i++) {
+            zeroFrames(pfns[i], 0);
+            map.setFlagsRelease(pfns[i], MemMap.PG_PCP | MemMap.PG_ZEROED);
+        }
         FrameCache c = home;
         c.lock();
         if (c.reaped) {
@@ -258,16 +321,13 @@ public final class FrameAllocator {
             c.lock();
         }
         try {
-            int count = c.countPlain();
-            for (int i = 0; i < k; i++) {
-                c.pfns[count++] = pfns[i];
-                if (count > high) {
-                    c.setCountRelease(count);
-                    drainLocked(c, batch);
-                    count = c.countPlain();
-                }
+            int over = c.countPlain() + keep - high;
+            if (over > 0) {
+                drainLocked(c, Math.max(over, batch));
             }
-            c.setCountRelease(count);
+            int count = c.countPlain();
+            System.arraycopy(pfns, direct, c.pfns, count, keep);
+            c.setCountRelease(count + keep);
         } finally {
             c.unlock();
         }
@@ -349,14 +409,20 @@ public final class FrameAllocator {
         return new IllegalStateException("double free of pfn=" + pfn + " (frame is not allocated)");
     }
 
-    /** Moves up to {@code count} frames of {@code c}, whose lock the caller holds, to the buddy. */
+    /**
+     * Moves up to {@code count} frames of {@code c}, whose lock the caller holds, to the buddy:
+     * the oldest ones (the bottom of the stack), as the kernel frees a pcp list's cold end, so
+     * the frames most recently freed, still in this CPU's caches, stay.
+     */
     private void drainLocked(FrameCache c, int count) {
         int n = c.countPlain();
         int take = Math.min(count, n);
-        for (int i = n - take; i < n; i++) {
-            map.setFlagsRelease(c.pfns[i], 0);
+        long[] a = c.pfns;
+        for (int i = 0; i < take; i++) {
+            map.setFlagsRelease(a[i], 0);
         }
-        buddy.freeBulk(c.pfns, n - take, take);
+        buddy.freeBulk(a, 0, take);
+        System.arraycopy(a, take, a, 0, n - take);
         c.setCountRelease(n - take);
     }
 

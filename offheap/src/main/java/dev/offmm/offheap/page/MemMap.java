@@ -52,6 +52,11 @@ public final class MemMap {
     public static final long PG_PCP = 1L << 2;
     /** The frame is reserved for the whole life of the memory (the zero page). */
     public static final long PG_RESERVED = 1L << 3;
+    /**
+     * With {@link #PG_PCP}: the cached frame holds only zeros (it was zeroed as it was released
+     * into the cache), so the allocation that takes it need not zero it again.
+     */
+    public static final long PG_ZEROED = 1L << 4;
     private static final int ORDER_SHIFT = 8;
     private static final long ORDER_MASK = 0xfL << ORDER_SHIFT;
 

@@ -52,7 +52,7 @@ public final class Zone {
             throw e;
         }
         this.failPoints = new FailPoints();
-        this.frames = new FrameAllocator(memMap, failPoints, cacheBatch, cacheHigh);
+        this.frames = new FrameAllocator(memMap, region, failPoints, cacheBatch, cacheHigh);
         this.lockSlab = new LockSlab(region, memMap, frames, failPoints);
         memMap.setTypeRelease(0, MemMap.TYPE_ZERO);
     }
@@ -123,16 +123,9 @@ public final class Zone {
         return region.asSlice(pfn << PageSize.SHIFT, PageSize.BYTES << order);
     }
 
-    /**
-     * Fills the block of 2^order frames at {@code pfn} with zeros. An order-0 frame is copied
-     * from the shared zero page (pfn 0, never written): one bounds-checked copy, no slice object.
-     */
+    /** Fills the block of 2^order frames at {@code pfn} with zeros. */
     public void zeroFrames(long pfn, int order) {
-        if (order == 0) {
-            MemorySegment.copy(region, 0, region, pfn << PageSize.SHIFT, PageSize.BYTES);
-        } else {
-            region.asSlice(pfn << PageSize.SHIFT, PageSize.BYTES << order).fill((byte) 0);
-        }
+        frames.zeroFrames(pfn, order);
     }
 
     /**
