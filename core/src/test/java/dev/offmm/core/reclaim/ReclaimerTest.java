@@ -204,4 +204,73 @@ class ReclaimerTest {
         assertEquals(0, r.pendingFrames(), "a release that threw does not leave its frames pending forever");
         assertEquals(2, r.releasedFrames());
     }
+
+    /** Retires {@code b} at generation {@code gen} from a new thread that stays alive until {@code end}. */
+    private static Thread retireFrom(Reclaimer r, long gen, Reclaimer.Batch b, CountDownLatch end) throws InterruptedException {
+        CountDownLatch retired = new CountDownLatch(1);
+        Thread t = new Thread(() -> {
+            r.retire(gen, b);
+            retired.countDown();
+            try {
+                end.await();
+            } catch (InterruptedException e) {
+                throw new AssertionError(e);
+            }
+        }, "retirer");
+        t.start();
+        retired.await();
+        return t;
+    }
+
+    @Test
+    void shouldLeaveAnotherThreadsBatchToItsRetirerUntilItIsOldThenReleaseIt() throws InterruptedException {
+        Reclaimer r = new Reclaimer();
+        EpochSlot[] slot = new EpochSlot[1];
+        CountDownLatch ready = new CountDownLatch(1);
+        CountDownLatch endHolder = new CountDownLatch(1);
+        // A context inside an access of generation 1 holds back every batch of generation 2.
+        Thread holder = participant(r, slot, ready, endHolder, 1);
+        ready.await();
+        Counting theirs = new Counting();
+        CountDownLatch endRetirer = new CountDownLatch(1);
+        Thread retirer = retireFrom(r, 2, theirs, endRetirer);
+        assertEquals(0, theirs.released.get(), "released under an access that began before it");
+        endHolder.countDown();
+        holder.join();
+        // Safe now, but this thread did not retire it: its own polls leave it to the retirer.
+        for (int i = 0; i < Reclaimer.FOREIGN_AFTER_RETIRES - 1; i++) {
+            r.retire(3, new Counting());
+        }
+        assertEquals(0, theirs.released.get(), "a live retirer's batch was released by another thread's poll");
+        r.retire(3, new Counting());
+        assertEquals(1, theirs.released.get(), "an old batch of a live retirer is never released by others");
+        endRetirer.countDown();
+        retirer.join();
+        assertEquals(0, r.pendingFrames());
+    }
+
+    @Test
+    void shouldReleaseEveryoneElsesSafeBatchesOnAnExplicitPollAndADeadRetirersOnAny() throws InterruptedException {
+        Reclaimer r = new Reclaimer();
+        EpochSlot[] slot = new EpochSlot[1];
+        CountDownLatch ready = new CountDownLatch(1);
+        CountDownLatch endHolder = new CountDownLatch(1);
+        Thread holder = participant(r, slot, ready, endHolder, 1);
+        ready.await();
+        Counting alive = new Counting();
+        Counting dead = new Counting();
+        CountDownLatch endAlive = new CountDownLatch(1);
+        Thread aliveRetirer = retireFrom(r, 2, alive, endAlive);
+        Thread deadRetirer = retireFrom(r, 2, dead, new CountDownLatch(0));
+        deadRetirer.join();
+        endHolder.countDown();
+        holder.join();
+        r.retire(3, new Counting());
+        assertEquals(1, dead.released.get(), "a dead retirer's batch waits for a retirer that never comes");
+        assertEquals(0, alive.released.get());
+        assertEquals(3, r.poll(), "poll() (pressure, close) releases whatever is safe, whoever retired it");
+        assertEquals(1, alive.released.get());
+        endAlive.countDown();
+        aliveRetirer.join();
+    }
 }
