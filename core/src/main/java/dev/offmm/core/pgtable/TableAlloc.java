@@ -111,9 +111,36 @@ public final class TableAlloc {
      */
     public void freeTable(long pfn, int level) {
         dtor(pfn, level);
+        counters.add(tableCounter(level), -1);
         source.free(pfn);
         counters.add(VmCounters.FRAMES_HELD, -1);
         counters.increment(VmCounters.TABLES_FREED);
+    }
+
+    /**
+     * A table of {@code level} was unlinked from its parent entry: it no longer counts as one of
+     * the mm's tables ({@code mm_dec_nr_ptes} in {@code free_pte_range}), although its frame comes
+     * back only after the grace period, through {@link #freeUnlinkedTable}.
+     */
+    public void unlinked(int level) {
+        counters.add(tableCounter(level), -1);
+    }
+
+    /** {@link #freeTable} for a table already uncounted by {@link #unlinked}. */
+    public void freeUnlinkedTable(long pfn, int level) {
+        dtor(pfn, level);
+        source.free(pfn);
+        counters.add(VmCounters.FRAMES_HELD, -1);
+        counters.increment(VmCounters.TABLES_FREED);
+    }
+
+    private static int tableCounter(int level) {
+        return switch (level) {
+            case Entries.PTE -> VmCounters.PTE_TABLES;
+            case Entries.PMD -> VmCounters.PMD_TABLES;
+            case Entries.PUD -> VmCounters.PUD_TABLES;
+            default -> throw badLevel(level);
+        };
     }
 
     private boolean ctor(long pfn, int level, VmCounters.Local counts) {
@@ -161,15 +188,14 @@ public final class TableAlloc {
                 if (splitPte) {
                     ptLocks.ptlockFree(pfn);
                 }
-                counters.add(VmCounters.PTE_TABLES, -1);
             }
             case Entries.PMD -> {
                 if (splitPmd) {
                     ptLocks.ptlockFree(pfn);
                 }
-                counters.add(VmCounters.PMD_TABLES, -1);
             }
-            default -> counters.add(VmCounters.PUD_TABLES, -1);
+            default -> {
+            }
         }
         map.setOwnerPlain(pfn, 0);
         map.setTypeRelease(pfn, MemMap.TYPE_NONE);

@@ -35,6 +35,13 @@ abstract class ReclaimCountsValues extends ReclaimCountsPadBefore {
     volatile long pendingFrames;
     /** Frames released so far, ever (monotonic). */
     volatile long releasedFrames;
+    /**
+     * The largest generation retired before a barrier that has completed began: batches up to it
+     * need no barrier of their own. Monotonic.
+     */
+    volatile long barrierCovers;
+    /** {@link System#nanoTime()} when the last barrier completed. */
+    volatile long lastBarrierNanos;
 }
 
 /** Padding after the counts. */

@@ -8,6 +8,7 @@ import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.List;
 import java.util.concurrent.locks.LockSupport;
+import java.util.function.LongSupplier;
 
 /**
  * Grace periods for what an unmap retires (the kernel's {@code MMU_GATHER_RCU_TABLE_FREE} and
@@ -58,17 +59,41 @@ public final class Reclaimer {
      */
     static final int FOREIGN_AFTER_RETIRES = 16;
 
+    /**
+     * Frames of its own a thread lets wait before its poll pays for the process-wide barrier
+     * itself, when barriers are frequent (the last one less than {@link #BARRIER_INTERVAL_NANOS}
+     * ago). Meanwhile a poll releases only what a barrier already issued, by any thread, covers:
+     * grace periods are batched the way RCU batches callbacks, since one {@code membarrier} costs
+     * an IPI to every other running thread (tens of microseconds in a VM) whatever it covers.
+     * Unmaps of 1 MiB and more, and rare unmaps of any size, still release at once.
+     */
+    static final int BARRIER_AFTER_FRAMES = 256;
+    /** A poll issues the barrier whatever it holds if none was issued for this long. */
+    static final long BARRIER_INTERVAL_NANOS = 1_000_000L;
+
     private final SlotRegistry registry = new SlotRegistry();
     /** Guarded by itself. */
     private final ArrayDeque<Pending> pending = new ArrayDeque<>();
     /** The last retire's sequence number; guarded by {@code pending}. */
     private long retired;
+    /** The largest generation retired so far; guarded by {@code pending}. */
+    private long maxRetiredGen;
     /** Pending and released frame counts, padded: read by every allocation. */
     private final ReclaimCounts counts = new ReclaimCounts();
     private volatile boolean graceDisabled;
 
+    /** Nanosecond time, for {@link #BARRIER_INTERVAL_NANOS}. */
+    private final LongSupplier clock;
+
     /** An empty reclaimer. */
     public Reclaimer() {
+        this(System::nanoTime);
+    }
+
+    /** An empty reclaimer on {@code clock}, which tests control. */
+    Reclaimer(LongSupplier clock) {
+        this.clock = clock;
+        counts.lastBarrierNanos = clock.getAsLong() - BARRIER_INTERVAL_NANOS;
     }
 
     /**
@@ -112,6 +137,7 @@ public final class Reclaimer {
         if (n > 0) {
             synchronized (pending) {
                 pending.addLast(new Pending(gen, ++retired, batch, Thread.currentThread()));
+                maxRetiredGen = Math.max(maxRetiredGen, gen);
                 counts.pendingFrames += n;
             }
         }
@@ -147,6 +173,11 @@ public final class Reclaimer {
         } else {
             VarHandle.fullFence();
         }
+        return minOf(a);
+    }
+
+    /** The smallest generation the live slots of {@code a} publish (volatile loads), after a barrier. */
+    private long minOf(EpochSlot[] a) {
         long min = EpochSlot.IDLE;
         boolean dead = false;
         for (EpochSlot s : a) {
@@ -199,19 +230,53 @@ public final class Reclaimer {
         if (counts.pendingFrames == 0) {
             return 0;
         }
+        Thread me = Thread.currentThread();
         long covered;
+        long maxGen;
+        long mine = 0;
         synchronized (pending) {
             covered = retired;
+            maxGen = maxRetiredGen;
+            if (!all) {
+                for (Pending p : pending) {
+                    mine += p.retirer == me ? p.batch.frames() : 0;
+                }
+            }
         }
-        long safe = minActive();
-        Thread me = Thread.currentThread();
+        EpochSlot[] a = registry.slots();
+        // Batches whose bump a completed barrier is known to follow; the rest must wait for one.
+        long barrierCovers;
+        long safe;
+        if (graceDisabled) {
+            barrierCovers = Long.MAX_VALUE;
+            safe = EpochSlot.IDLE;
+        } else if (READERS_FENCE || !hasForeignOwner(a)) {
+            // Only other threads' accesses can be out of order with this scan: with none
+            // registered (a single-threaded user) a fence is enough, as with readers' own fences.
+            barrierCovers = Long.MAX_VALUE;
+            safe = scan(a, false);
+        } else if (all || mine >= BARRIER_AFTER_FRAMES || clock.getAsLong() - counts.lastBarrierNanos >= BARRIER_INTERVAL_NANOS) {
+            // Every batch retired so far had its bump before this barrier began.
+            safe = scan(a, true);
+            barrierCovers = maxGen;
+            synchronized (pending) {
+                counts.barrierCovers = Math.max(counts.barrierCovers, maxGen);
+                counts.lastBarrierNanos = clock.getAsLong();
+            }
+        } else {
+            // Another thread's barrier, published after it returned (volatile load, before the
+            // scan), covers every generation up to the one it read before it began: a reader whose
+            // publication that barrier did not make visible loaded the generation after it.
+            barrierCovers = counts.barrierCovers;
+            safe = scan(a, false);
+        }
         List<Pending> ready = null;
         synchronized (pending) {
             for (Iterator<Pending> it = pending.iterator(); it.hasNext();) {
                 Pending p = it.next();
                 // Generations are not in retire order (a bump and its retire are not atomic), and
                 // a failed release puts batches back at the front: each batch is judged alone.
-                if (p.seq > covered || p.gen > safe) {
+                if (p.seq > covered || p.gen > safe || p.gen > barrierCovers) {
                     continue;
                 }
                 if (all || p.retirer == me || p.seq <= covered - FOREIGN_AFTER_RETIRES || !p.retirer.isAlive()) {

@@ -82,9 +82,10 @@ public final class MmuGather implements Reclaimer.Batch {
         freeTlb(pfn, Entries.PUD);
     }
 
-    /** A table of {@code level} unlinked from its parent entry. */
+    /** A table of {@code level} unlinked from its parent entry: uncounted now, freed at release. */
     void freeTlb(long pfn, int level) {
         tableList.add(pfn << LEVEL_BITS | level);
+        tables.unlinked(level);
         needFlush = true;
     }
 
@@ -131,7 +132,7 @@ public final class MmuGather implements Reclaimer.Batch {
         counters.increment(VmCounters.GRACE_PERIODS);
         for (int i = 0; i < tableList.size(); i++) {
             long v = tableList.get(i);
-            tables.freeTable(v >>> LEVEL_BITS, (int) (v & ((1 << LEVEL_BITS) - 1)));
+            tables.freeUnlinkedTable(v >>> LEVEL_BITS, (int) (v & ((1 << LEVEL_BITS) - 1)));
         }
     }
 }

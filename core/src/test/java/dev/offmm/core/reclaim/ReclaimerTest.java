@@ -268,9 +268,76 @@ class ReclaimerTest {
         r.retire(3, new Counting());
         assertEquals(1, dead.released.get(), "a dead retirer's batch waits for a retirer that never comes");
         assertEquals(0, alive.released.get());
-        assertEquals(3, r.poll(), "poll() (pressure, close) releases whatever is safe, whoever retired it");
-        assertEquals(1, alive.released.get());
+        r.poll();
+        assertEquals(1, alive.released.get(), "poll() (pressure, close) releases whatever is safe, whoever retired it");
+        assertEquals(0, r.pendingFrames());
         endAlive.countDown();
         aliveRetirer.join();
+    }
+
+    /** A batch of {@code n} frames that counts its releases. */
+    private static final class Sized implements Reclaimer.Batch {
+        final int n;
+        int released;
+
+        Sized(int n) {
+            this.n = n;
+        }
+
+        @Override
+        public int frames() {
+            return n;
+        }
+
+        @Override
+        public void release() {
+            released++;
+        }
+    }
+
+    @Test
+    void shouldBatchSmallRetiresWhileBarriersAreRecentAndReleaseThemOnceTheyAddUpOrAreCovered() throws Exception {
+        long[] now = {1_000_000_000L};
+        Reclaimer r = new Reclaimer(() -> now[0]);
+        EpochSlot[] slot = new EpochSlot[1];
+        CountDownLatch ready = new CountDownLatch(1);
+        CountDownLatch end = new CountDownLatch(1);
+        // An idle context of another thread: every grace period needs the process-wide barrier.
+        Thread idle = participant(r, slot, ready, end, EpochSlot.IDLE);
+        ready.await();
+        Sized first = new Sized(1);
+        r.retire(1, first);
+        assertEquals(1, first.released, "no barrier for a while: a rare unmap is released at once");
+        // Within the interval, small retires wait for a barrier to cover them.
+        Sized[] small = new Sized[Reclaimer.BARRIER_AFTER_FRAMES / 16];
+        for (int i = 0; i < small.length - 1; i++) {
+            small[i] = new Sized(16);
+            r.retire(2 + i, small[i]);
+        }
+        assertEquals(0, small[0].released, "a small retire paid for its own barrier right after another");
+        assertEquals((small.length - 1) * 16L, r.pendingFrames());
+        // The one that makes them add up to BARRIER_AFTER_FRAMES issues the barrier for all.
+        small[small.length - 1] = new Sized(16);
+        r.retire(1 + small.length, small[small.length - 1]);
+        for (Sized b : small) {
+            assertEquals(1, b.released, "batched retires not released by the barrier that covers them");
+        }
+        // Covered by another thread's barrier: a later small retire releases the earlier one free.
+        Sized mine = new Sized(1);
+        r.retire(100, mine);
+        assertEquals(0, mine.released);
+        Thread big = new Thread(() -> r.retire(101, new Sized(Reclaimer.BARRIER_AFTER_FRAMES)));
+        big.start();
+        big.join();
+        r.retire(102, new Sized(1));
+        assertEquals(1, mine.released, "a batch another thread's barrier covers still waits for a barrier");
+        // Time passing is enough on its own.
+        now[0] += Reclaimer.BARRIER_INTERVAL_NANOS;
+        Sized late = new Sized(1);
+        r.retire(103, late);
+        assertEquals(1, late.released, "no barrier for an interval, yet a small retire waited");
+        assertEquals(0, r.pendingFrames());
+        end.countDown();
+        idle.join();
     }
 }

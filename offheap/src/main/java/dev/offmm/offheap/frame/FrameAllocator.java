@@ -30,7 +30,8 @@ import java.util.concurrent.atomic.AtomicInteger;
  * kernel's {@code init_on_free} does: the zeroing then streams at the machine's store bandwidth,
  * and a fault that takes such a frame ({@link #allocZeroedFrame()}) does not have to drain 4 KiB
  * of fresh stores at the locked instruction of its page-table lock. Only the frames that will
- * stay cached are zeroed; those a drain sends to the buddy lose the flag.
+ * stay cached are zeroed; those a drain sends to the buddy lose the flag. A refill from the buddy
+ * zeroes its batch the same way, so only frames freed one at a time enter a cache unzeroed.
  */
 public final class FrameAllocator {
     /** Returned when no frame is available. */
@@ -160,16 +161,25 @@ public final class FrameAllocator {
         }
     }
 
-    /** Fills the empty cache {@code c} (locked) with a batch from the buddy; returns how many. */
+    /**
+     * Fills the empty cache {@code c} (locked) with a batch from the buddy, zeroed; returns how
+     * many. The batch is zeroed here, back to back, rather than frame by frame at each fault: the
+     * stores stream instead of draining at the next locked instruction. The cache lock is the
+     * owner's own; only a drain under memory pressure waits for it meanwhile.
+     */
     private int refill(FrameCache c) {
         int got = buddy.allocBulk(c.pfns, batch);
-        // Pop order is ascending pfn: the frames of a batch are then zeroed and touched in
-        // address order, which the hardware prefetchers stream (about 3x cheaper than scattered).
+        // Pop order is ascending pfn: the frames of a batch are then touched in address order,
+        // which the hardware prefetchers stream (about 3x cheaper than scattered).
         long[] a = c.pfns;
         for (int i = 0, j = got - 1; i < j; i++, j--) {
             long t = a[i];
             a[i] = a[j];
             a[j] = t;
+        }
+        for (int i = got - 1; i >= 0; i--) {
+            zeroFrames(a[i], 0);
+            map.setFlagsRelease(a[i], MemMap.PG_PCP | MemMap.PG_ZEROED);
         }
         c.setCountRelease(got);
         return got;
