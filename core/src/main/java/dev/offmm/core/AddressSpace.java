@@ -5,6 +5,7 @@ import dev.offmm.core.mm.Mm;
 import dev.offmm.core.ops.MapOps;
 import dev.offmm.core.ops.MmServices;
 import dev.offmm.core.pgtable.Entries;
+import dev.offmm.core.reclaim.EpochSlot;
 import dev.offmm.core.reclaim.Reclaimer;
 import dev.offmm.core.vma.Vma;
 import dev.offmm.core.walk.MmWalkOps;
@@ -217,10 +218,16 @@ public final class AddressSpace implements AutoCloseable {
 
     /**
      * An mmap/munmap/mprotect/madvise call runs outside any access, so it holds no grace period
-     * back while it blocks (on mmap_lock, a VMA's readers or a grace period).
+     * back while it blocks (on mmap_lock, a VMA's readers or a grace period). The thread's
+     * attached context says so definitely ({@link EpochSlot#QUIESCENT}): other threads' unmaps
+     * meanwhile need no process-wide barrier for it.
      */
     private void enterCall() {
         ensureOpen();
+        Mmu mmu = attached.get();
+        if (mmu != null && !mmu.isClosedContext()) {
+            mmu.quiesce();
+        }
     }
 
     static FaultException.Kind kindOf(int code) {

@@ -252,11 +252,15 @@ public final class Mmu extends TlbContext implements AutoCloseable {
     /**
      * A hint: drops every cached translation (the next accesses walk the tables again). A
      * context holds nothing back between accesses anyway, so nobody needs to call this; it
-     * costs a TLB flush.
+     * costs a TLB flush. It also marks the context quiescent: unmaps by other threads then need
+     * no process-wide barrier on its account until its next access (which fences once).
      */
     public void idle() {
         checkThread();
         dropTranslations();
+        if (!isClosedContext()) {
+            quiesce();
+        }
     }
 
     /** TLB flushes so far (shootdowns seen, plus idles). */

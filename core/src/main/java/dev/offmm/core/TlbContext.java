@@ -27,8 +27,10 @@ import java.util.Arrays;
  * (a release store of IDLE). Between accesses the context holds nothing back; frames and tables
  * unmapped meanwhile may be freed, and the next access's generation check drops every
  * translation that could name them. A fault runs outside the window (its allocation may wait for
- * a grace period) and re-enters after. The updater's side, and why the store and the load stay
- * ordered, is in {@link EpochSlot#enterOpaque} and {@link Reclaimer}.
+ * a grace period) and re-enters after; while it runs the slot shows {@link EpochSlot#QUIESCENT},
+ * and the access that follows fences once, so an unmap meanwhile needs no IPI for this context.
+ * The updater's side, and why the store and the load stay ordered, is in
+ * {@link EpochSlot#enterOpaque} and {@link Reclaimer}.
  */
 abstract sealed class TlbContext permits Mmu {
     /** 4 KiB TLB entries. */
@@ -64,6 +66,11 @@ abstract sealed class TlbContext permits Mmu {
     private long misses;
     /** Set by {@link #markClosed()}; every later access fails. */
     private boolean closed;
+    /**
+     * The slot shows {@link EpochSlot#QUIESCENT}: the next {@link #enter} must fence after it
+     * publishes. Owner thread only. True at first: a new slot's IDLE costs updaters nothing more.
+     */
+    private boolean fenceNextEnter = true;
 
     TlbContext(Mm mm, Entries entries, FaultEntry faults, Reclaimer reclaimer) {
         this.mm = mm;
@@ -111,8 +118,9 @@ abstract sealed class TlbContext permits Mmu {
      */
     private void enter() {
         slot.enterOpaque(seenGen);
-        if (FENCE) {
+        if (FENCE || fenceNextEnter) {
             VarHandle.fullFence();
+            fenceNextEnter = false;
         }
         if (mm.tlbGenAcquire() != seenGen) {
             resync();
@@ -191,10 +199,20 @@ abstract sealed class TlbContext permits Mmu {
      * generation did not move, which {@link BulkCopy} checks.
      */
     private int faultOutside(long va, boolean write) {
-        slot.exitRelease();
+        quiesce();
         int r = faults.fault(va, write, ptlSlot);
         enter();
         return r;
+    }
+
+    /**
+     * Outside an access, for a slow path: publishes {@link EpochSlot#QUIESCENT} (release) and
+     * fences the next access's publication, so updaters need no process-wide barrier to know
+     * this context holds nothing. Owner thread only, never inside an access.
+     */
+    final void quiesce() {
+        slot.quiesceRelease();
+        fenceNextEnter = true;
     }
 
     /** For {@link AddressSpace#fault}: resolves a fault without translating, outside any access. */

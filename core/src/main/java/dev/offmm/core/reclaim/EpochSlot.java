@@ -19,8 +19,19 @@ import java.lang.invoke.VarHandle;
  * stores never share a line with another context's.
  */
 public final class EpochSlot extends EpochSlotFields {
-    /** Not inside an access. */
+    /**
+     * Not inside an access. An updater that reads it cannot tell a context that is between
+     * accesses from one whose next access's publication is still in its CPU's store buffer: only
+     * a process-wide barrier after the updater's bump settles it.
+     */
     public static final long IDLE = Long.MAX_VALUE;
+    /**
+     * Not inside an access, and the next access fences after it publishes
+     * ({@link #quiesceRelease}): an updater that reads it needs no barrier for this context. A
+     * context publishes it for the slow paths (a fault, an mmap/munmap/madvise call), where one
+     * fence costs nothing against the work. Larger than every generation, like {@link #IDLE}.
+     */
+    public static final long QUIESCENT = Long.MAX_VALUE - 1;
     private static final VarHandle ACTIVE;
 
     static {
@@ -51,6 +62,16 @@ public final class EpochSlot extends EpochSlotFields {
     /** Leaves the access (release: every load and store of the access comes before). */
     public void exitRelease() {
         ACTIVE.setRelease(this, IDLE);
+    }
+
+    /**
+     * Leaves the access, or stays out, promising that the next {@link #enterOpaque} is followed
+     * by a full fence before its generation load (release store). With that fence, an updater
+     * that bumped, fenced and then reads QUIESCENT knows the owner's next access loads the bumped
+     * generation (Dekker: one of the two sees the other's store).
+     */
+    public void quiesceRelease() {
+        ACTIVE.setRelease(this, QUIESCENT);
     }
 
     /** The published generation, or {@link #IDLE} (volatile load, for updaters after their barrier). */

@@ -68,6 +68,8 @@ public final class Reclaimer {
      * Unmaps of 1 MiB and more, and rare unmaps of any size, still release at once.
      */
     static final int BARRIER_AFTER_FRAMES = 256;
+    /** Re-scans, a pause apart, while an access older than the newest batch is in progress. */
+    static final int RESCAN_SPINS = 64;
     /** A poll issues the barrier whatever it holds if none was issued for this long. */
     static final long BARRIER_INTERVAL_NANOS = 1_000_000L;
 
@@ -156,7 +158,7 @@ public final class Reclaimer {
         EpochSlot[] a = registry.slots();
         // Only other threads' accesses can be out of order with this scan: with none registered
         // (a single-threaded user) a fence is enough, and it pairs with readers' own fences.
-        return scan(a, !READERS_FENCE && hasForeignOwner(a));
+        return scan(a, !READERS_FENCE && SlotRegistry.hasForeignOwner(a));
     }
 
     /**
@@ -178,35 +180,32 @@ public final class Reclaimer {
 
     /** The smallest generation the live slots of {@code a} publish (volatile loads), after a barrier. */
     private long minOf(EpochSlot[] a) {
-        long min = EpochSlot.IDLE;
-        boolean dead = false;
-        for (EpochSlot s : a) {
-            Thread t = s.owner;
-            if (t == null) {
-                continue;
-            }
-            if (!t.isAlive()) {
-                dead = true;
-                continue;
-            }
-            min = Math.min(min, s.activeVolatile());
-        }
-        if (dead) {
-            registry.reapDead();
-        }
-        return min;
+        return registry.minPublished(a, null, EpochSlot.IDLE);
     }
 
-    private static boolean hasForeignOwner(EpochSlot[] a) {
-        Thread me = Thread.currentThread();
-        for (EpochSlot s : a) {
-            Thread t = s.owner;
-            if (t != null && t != me) {
-                return true;
+    /**
+     * Scans (after a fence) until nothing older than {@code maxGen} shows, for at most
+     * {@link #RESCAN_SPINS} pauses: an access that began before the last bump usually ends within
+     * nanoseconds, and waiting a few microseconds beats leaving the batch (and the cache it
+     * refills) for the next retire. {@code barrier}: this poll issued a barrier after every bump
+     * up to {@code maxGen}, so IDLE is definite, now and in every later look (the reader's later
+     * accesses all began after the barrier's fence on its CPU, so they loaded the bumped
+     * generation); without one, IDLE counts as the coverage of the last completed barrier, read
+     * (volatile) before each look.
+     */
+    private long settle(EpochSlot[] a, Thread me, long maxGen, boolean barrier) {
+        long safe = Long.MIN_VALUE;
+        for (int spin = 0; spin <= RESCAN_SPINS && safe < maxGen; spin++) {
+            if (spin > 0) {
+                Thread.onSpinWait();
             }
+            long idle = barrier || READERS_FENCE ? EpochSlot.IDLE : counts.barrierCovers;
+            VarHandle.fullFence();
+            safe = registry.minPublished(a, me, idle);
         }
-        return false;
+        return safe;
     }
+
 
     /**
      * Releases every batch whose grace period has passed. Returns how many frames went back.
@@ -244,31 +243,28 @@ public final class Reclaimer {
             }
         }
         EpochSlot[] a = registry.slots();
-        // Batches whose bump a completed barrier is known to follow; the rest must wait for one.
-        long barrierCovers;
         long safe;
         if (graceDisabled) {
-            barrierCovers = Long.MAX_VALUE;
             safe = EpochSlot.IDLE;
-        } else if (READERS_FENCE || !hasForeignOwner(a)) {
+        } else if (READERS_FENCE || !SlotRegistry.hasForeignOwner(a)) {
             // Only other threads' accesses can be out of order with this scan: with none
-            // registered (a single-threaded user) a fence is enough, as with readers' own fences.
-            barrierCovers = Long.MAX_VALUE;
-            safe = scan(a, false);
-        } else if (all || mine >= BARRIER_AFTER_FRAMES || clock.getAsLong() - counts.lastBarrierNanos >= BARRIER_INTERVAL_NANOS) {
-            // Every batch retired so far had its bump before this barrier began.
-            safe = scan(a, true);
-            barrierCovers = maxGen;
-            synchronized (pending) {
-                counts.barrierCovers = Math.max(counts.barrierCovers, maxGen);
-                counts.lastBarrierNanos = clock.getAsLong();
-            }
+            // registered (a single-threaded user) a fence is enough, as with readers' own fences
+            // (a context registered since starts with a fenced access).
+            safe = settle(a, me, maxGen, true);
         } else {
-            // Another thread's barrier, published after it returned (volatile load, before the
-            // scan), covers every generation up to the one it read before it began: a reader whose
-            // publication that barrier did not make visible loaded the generation after it.
-            barrierCovers = counts.barrierCovers;
-            safe = scan(a, false);
+            // First without a barrier of its own: QUIESCENT slots and generations are definite,
+            // an IDLE one holds back what no completed barrier covers.
+            safe = settle(a, me, maxGen, false);
+            if (safe < maxGen && (all || mine >= BARRIER_AFTER_FRAMES
+                    || clock.getAsLong() - counts.lastBarrierNanos >= BARRIER_INTERVAL_NANOS)) {
+                // Every batch retired so far had its bump before this barrier began.
+                Membarrier.fence();
+                synchronized (pending) {
+                    counts.barrierCovers = Math.max(counts.barrierCovers, maxGen);
+                    counts.lastBarrierNanos = clock.getAsLong();
+                }
+                safe = settle(a, me, maxGen, true);
+            }
         }
         List<Pending> ready = null;
         synchronized (pending) {
@@ -276,7 +272,7 @@ public final class Reclaimer {
                 Pending p = it.next();
                 // Generations are not in retire order (a bump and its retire are not atomic), and
                 // a failed release puts batches back at the front: each batch is judged alone.
-                if (p.seq > covered || p.gen > safe || p.gen > barrierCovers) {
+                if (p.seq > covered || p.gen > safe) {
                     continue;
                 }
                 if (all || p.retirer == me || p.seq <= covered - FOREIGN_AFTER_RETIRES || !p.retirer.isAlive()) {

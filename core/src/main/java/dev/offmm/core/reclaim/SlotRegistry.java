@@ -122,4 +122,43 @@ final class SlotRegistry {
         }
         slots = packed;
     }
+
+    /**
+     * The smallest generation the live slots of {@code a} other than {@code me}'s publish
+     * (volatile loads), an IDLE slot counting as {@code idle}: the generations a barrier is known
+     * to cover, or IDLE itself after a barrier of this poll's own. {@code me}'s slots are skipped:
+     * the polling thread is outside its accesses, in program order with this scan.
+     */
+    long minPublished(EpochSlot[] a, Thread me, long idle) {
+        long min = EpochSlot.IDLE;
+        boolean dead = false;
+        for (EpochSlot s : a) {
+            Thread t = s.owner;
+            if (t == null || t == me) {
+                continue;
+            }
+            if (!t.isAlive()) {
+                dead = true;
+                continue;
+            }
+            long v = s.activeVolatile();
+            min = Math.min(min, v == EpochSlot.IDLE ? idle : v);
+        }
+        if (dead) {
+            reapDead();
+        }
+        return min;
+    }
+
+    /** Whether a slot of {@code a} belongs to another thread than the caller. */
+    static boolean hasForeignOwner(EpochSlot[] a) {
+        Thread me = Thread.currentThread();
+        for (EpochSlot s : a) {
+            Thread t = s.owner;
+            if (t != null && t != me) {
+                return true;
+            }
+        }
+        return false;
+    }
 }

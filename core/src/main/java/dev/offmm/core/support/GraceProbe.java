@@ -34,6 +34,17 @@ public final class GraceProbe {
 
     /** A probe with one registered reader slot, outside any access, at generation 0. */
     public GraceProbe() {
+        this(false);
+    }
+
+    /**
+     * A probe whose reader slot shows {@link EpochSlot#QUIESCENT} ({@code quiescent}, as during a
+     * fault or an mmap call) or IDLE, outside any access, at generation 0.
+     */
+    public GraceProbe(boolean quiescent) {
+        if (quiescent) {
+            slot.quiesceRelease();
+        }
     }
 
     /** The reader: enters an access validated at generation 0; returns the generation it then loads. */
@@ -51,6 +62,26 @@ public final class GraceProbe {
         return reclaimer.minActiveAfterBarrier();
     }
 
+    /**
+     * The reader's first access after {@link EpochSlot#quiesceRelease}: publishes generation 0,
+     * fences ({@code TlbContext.enter} with {@code fenceNextEnter}), then loads the generation.
+     */
+    public long readerEnterAfterQuiesce() {
+        slot.enterOpaque(0);
+        VarHandle.fullFence();
+        return (long) GEN.getAcquire(this);
+    }
+
+    /**
+     * The updater's scan without a barrier of its own ({@code Reclaimer.settle} before it decides
+     * on one): bump, fence, read the slot. Enough only for a slot that shows QUIESCENT.
+     */
+    public long updaterScanWithoutBarrier() {
+        GEN.getAndAdd(this, 1L);
+        VarHandle.fullFence();
+        return slot.activeVolatile();
+    }
+
     /** The reader without its fence (only differs where the host has no membarrier). */
     public long brokenReaderEnter() {
         slot.enterOpaque(0);
@@ -63,8 +94,8 @@ public final class GraceProbe {
         return slot.activeVolatile();
     }
 
-    /** Whether the updater saw no access in progress. */
+    /** Whether the updater saw no access in progress (IDLE or QUIESCENT). */
     public static boolean idle(long active) {
-        return active == EpochSlot.IDLE;
+        return active == EpochSlot.IDLE || active == EpochSlot.QUIESCENT;
     }
 }
