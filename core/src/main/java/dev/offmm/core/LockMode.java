@@ -2,7 +2,13 @@ package dev.offmm.core;
 
 /** Which page-table locks an address space uses. */
 public enum LockMode {
-    /** Split when {@code nrCpus >= splitPtlockCpus} (like {@code CONFIG_SPLIT_PTLOCK_CPUS}), else single. */
+    /**
+     * {@link #SPLIT_PTE_PMD} when {@code nrCpus >= splitPtlockCpus} (default 2), else
+     * {@link #SINGLE}. The kernel compares {@code CONFIG_SPLIT_PTLOCK_CPUS} (4) with
+     * {@code NR_CPUS}, a build-time maximum far above it, so a kernel runs split locks on any
+     * machine; the inline lock word costs no memory here, so AUTO splits whenever there is more
+     * than one CPU to contend.
+     */
     AUTO,
     /** Every table under {@code page_table_lock}. */
     SINGLE,

@@ -8,7 +8,8 @@ import dev.offmm.offheap.Checks;
  * @param lockMode        the lock mode ({@link LockMode#AUTO} resolves with {@code nrCpus})
  * @param debugLocks      split locks are allocated debug locks ({@code ALLOC_SPLIT_PTLOCKS})
  * @param nrCpus          the CPU count {@link LockMode#AUTO} compares with {@code splitPtlockCpus}
- * @param splitPtlockCpus the threshold for split locks (default 4)
+ * @param splitPtlockCpus the CPU count from which AUTO splits (default 2: split on any machine with more than
+ *                        one CPU; see {@link LockMode#AUTO})
  * @param maxMapCount     the most VMAs an address space may have (default 65530, like vm.max_map_count)
  */
 public record VmConfig(LockMode lockMode, boolean debugLocks, int nrCpus, int splitPtlockCpus, int maxMapCount) {
@@ -46,7 +47,7 @@ public record VmConfig(LockMode lockMode, boolean debugLocks, int nrCpus, int sp
         private LockMode lockMode = LockMode.AUTO;
         private boolean debugLocks;
         private int nrCpus = Runtime.getRuntime().availableProcessors();
-        private int splitPtlockCpus = 4;
+        private int splitPtlockCpus = 2;
         private int maxMapCount = 65530;
 
         private Builder() {

@@ -17,17 +17,17 @@ import java.util.concurrent.locks.LockSupport;
  * writes. Not reentrant, not fair; an interrupt does not abort an acquisition (it is kept).
  */
 final class ZoneLock extends ZoneLockFields {
-    private static final int UNLOCKED = 0;
-    private static final int LOCKED = 1;
+    private static final long UNLOCKED = 0;
+    private static final long LOCKED = 1;
     /** Locked, and a thread may be parked waiting. */
-    private static final int CONTENDED = 2;
+    private static final long CONTENDED = 2;
     /** Spins of about 40-140 cycles each: a few microseconds, longer than a batch holds the lock. */
     static final int SPINS = 128;
     private static final VarHandle STATE;
 
     static {
         try {
-            STATE = MethodHandles.lookup().findVarHandle(ZoneLockState.class, "state", int.class);
+            STATE = MethodHandles.lookup().findVarHandle(ZoneLockState.class, "state", long.class);
         } catch (ReflectiveOperationException e) {
             throw new ExceptionInInitializerError(e);
         }
@@ -49,7 +49,7 @@ final class ZoneLock extends ZoneLockFields {
         for (int i = 0; i < SPINS; i++) {
             Thread.onSpinWait();
             // Test before test-and-set: a plain-ish read first keeps the line shared while held.
-            if ((int) STATE.getOpaque(this) == UNLOCKED && STATE.compareAndSet(this, UNLOCKED, LOCKED)) {
+            if ((long) STATE.getOpaque(this) == UNLOCKED && STATE.compareAndSet(this, UNLOCKED, LOCKED)) {
                 return;
             }
         }
@@ -57,7 +57,7 @@ final class ZoneLock extends ZoneLockFields {
         // Enqueued before the state says CONTENDED, so an unlock that sees CONTENDED sees a waiter.
         waiters.add(me);
         boolean interrupted = false;
-        while ((int) STATE.getAndSet(this, CONTENDED) != UNLOCKED) {
+        while ((long) STATE.getAndSet(this, CONTENDED) != UNLOCKED) {
             LockSupport.park(this);
             // park returns at once while the interrupt flag is set: clear it, restore it at the end.
             interrupted |= Thread.interrupted();
@@ -70,7 +70,7 @@ final class ZoneLock extends ZoneLockFields {
 
     /** Releases (a volatile getAndSet: release semantics); wakes one waiter if any may park. */
     void unlock() {
-        if ((int) STATE.getAndSet(this, UNLOCKED) == CONTENDED) {
+        if ((long) STATE.getAndSet(this, UNLOCKED) == CONTENDED) {
             Thread next = waiters.peek();
             if (next != null) {
                 LockSupport.unpark(next);
@@ -80,7 +80,7 @@ final class ZoneLock extends ZoneLockFields {
 
     /** Whether some thread holds it (volatile load; for assertions and statistics). */
     boolean isLocked() {
-        return (int) STATE.getVolatile(this) != UNLOCKED;
+        return (long) STATE.getVolatile(this) != UNLOCKED;
     }
 
     /** Acquisitions so far that found the lock held. */
@@ -111,8 +111,12 @@ abstract class ZoneLockPadBefore {
 
 /** The state word. */
 abstract class ZoneLockState extends ZoneLockPadBefore {
-    /** UNLOCKED, LOCKED or CONTENDED; accessed only through ZoneLock's VarHandle. */
-    int state;
+    /**
+     * UNLOCKED, LOCKED or CONTENDED; accessed only through ZoneLock's VarHandle. A long, not an
+     * int: the JVM would place an int in the 4-byte gap after the object header, ahead of the
+     * padding (LayoutTest caught it).
+     */
+    long state;
 }
 
 /** Padding after the state word. */
