@@ -43,6 +43,14 @@ abstract sealed class TlbContext permits Mmu {
     /** TLB data bit: the translation allows writes. */
     private static final long TLB_WRITE = 1;
     private static final long NO_GEN = Long.MIN_VALUE;
+    /**
+     * The slot shows {@link EpochSlot#QUIESCENT}: the next access publishes this (older than any
+     * generation, so it holds everything back), fails the generation check and fences in
+     * {@link #resync}, which keeps the TLB if the generation saved by {@link #quiesce} still holds.
+     */
+    private static final long QUIESCED_GEN = Long.MIN_VALUE + 1;
+    /** Longs per 4 KiB TLB entry: read tag, write tag, frame offset, padding to a power of two. */
+    private static final int ENTRY_SHIFT = 2;
     private static final boolean FENCE = Reclaimer.READERS_FENCE;
 
     final Mm mm;
@@ -53,24 +61,23 @@ abstract sealed class TlbContext permits Mmu {
     /** This context's counters (the fault path counts here, never in a shared line) and its lock slot. */
     private final VmCounters.Local counts;
     private final PtlSlot ptlSlot;
-    /** Direct-mapped TLB: tag {@code vpn + 1} (0 is empty) for reads, for writes, and the frame offset. */
-    private final long[] readTags = new long[TLB_ENTRIES];
-    private final long[] writeTags = new long[TLB_ENTRIES];
-    private final long[] frames = new long[TLB_ENTRIES];
+    /**
+     * Direct-mapped TLB, one array so a hit touches one object and one line: entry {@code e}
+     * holds the read tag {@code vpn + 1} (0 is empty) at {@code e}, the write tag (set only for
+     * writable translations) at {@code e + 1} and the frame offset at {@code e + 2}.
+     */
+    private final long[] tlb = new long[TLB_ENTRIES << ENTRY_SHIFT];
     private final long[] hugeTlb = new long[HUGE_TLB_ENTRIES * 2];
     /** This context's slot in the reclaimer; a detached one once the context is closed. */
     private EpochSlot slot;
-    /** The generation the TLB is valid for, or NO_GEN: the next access flushes it. */
+    /** The generation the TLB is valid for; NO_GEN: the next access flushes it; or QUIESCED_GEN. */
     private long seenGen = NO_GEN;
+    /** While {@code seenGen} is QUIESCED_GEN: the generation the TLB is valid for. */
+    private long quiescedGen = NO_GEN;
     private long flushes;
     private long misses;
     /** Set by {@link #markClosed()}; every later access fails. */
     private boolean closed;
-    /**
-     * The slot shows {@link EpochSlot#QUIESCENT}: the next {@link #enter} must fence after it
-     * publishes. Owner thread only. True at first: a new slot's IDLE costs updaters nothing more.
-     */
-    private boolean fenceNextEnter = true;
 
     TlbContext(Mm mm, Entries entries, FaultEntry faults, Reclaimer reclaimer) {
         this.mm = mm;
@@ -102,11 +109,12 @@ abstract sealed class TlbContext permits Mmu {
         }
         enter();
         long vpn = va >>> Entries.PAGE_SHIFT;
-        int i = (int) vpn & (TLB_ENTRIES - 1);
+        int e = ((int) vpn & (TLB_ENTRIES - 1)) << ENTRY_SHIFT;
+        long[] t = tlb;
         // A write hits only a writable translation: the write tag is set for those alone, so the
         // permission check is the tag compare itself (write is a constant once inlined).
-        if ((write ? writeTags[i] : readTags[i]) == vpn + 1) {
-            return frames[i] | (va & PAGE_MASK);
+        if (t[write ? e + 1 : e] == vpn + 1) {
+            return t[e + 2] | (va & PAGE_MASK);
         }
         return translateSlowPath(va, write);
     }
@@ -115,12 +123,13 @@ abstract sealed class TlbContext permits Mmu {
      * Publishes the access, then checks the generation: the opaque store and the acquire load
      * stay in program order (see {@link EpochSlot#enterOpaque}); {@code membarrier} on the
      * updater's side, or the fence here where there is none, orders them for the processor.
+     * After {@link #quiesce} the published value is QUIESCED_GEN, the check fails, and
+     * {@link #resync} fences: the hot path carries no flag for it.
      */
     private void enter() {
         slot.enterOpaque(seenGen);
-        if (FENCE || fenceNextEnter) {
+        if (FENCE) {
             VarHandle.fullFence();
-            fenceNextEnter = false;
         }
         if (mm.tlbGenAcquire() != seenGen) {
             resync();
@@ -136,9 +145,13 @@ abstract sealed class TlbContext permits Mmu {
     }
 
     /**
-     * The generation moved (or this context is new, idle or closed): drop every translation and
-     * publish the new generation. Raising the published value needs no further barrier: the
-     * value published first, at most this one, already covered the check.
+     * The generation moved, or this context is new, idle, quiesced or closed. The value
+     * {@link #enter} published (NO_GEN or QUIESCED_GEN, older than any generation) holds every
+     * grace period back; after a full fence, which a slot coming back from QUIESCENT or IDLE
+     * needs because updaters did not send it an IPI, the generation is loaded again. The TLB
+     * survives a quiescent stretch in which it did not move; otherwise every translation goes.
+     * Raising the published value needs no further barrier: the value published first, older
+     * than this one, already covered the check.
      */
     private void resync() {
         if (closed) {
@@ -148,15 +161,17 @@ abstract sealed class TlbContext permits Mmu {
             slot.exitRelease();
             throw new IllegalStateException("address space is closed");
         }
+        VarHandle.fullFence();
         long gen = mm.tlbGenAcquire();
-        flushTlb();
+        if (seenGen != QUIESCED_GEN || quiescedGen != gen) {
+            flushTlb();
+        }
         seenGen = gen;
         slot.enterOpaque(gen);
     }
 
     final void flushTlb() {
-        Arrays.fill(readTags, 0);
-        Arrays.fill(writeTags, 0);
+        Arrays.fill(tlb, 0);
         Arrays.fill(hugeTlb, 0);
         flushes++;
     }
@@ -212,7 +227,10 @@ abstract sealed class TlbContext permits Mmu {
      */
     final void quiesce() {
         slot.quiesceRelease();
-        fenceNextEnter = true;
+        if (seenGen != QUIESCED_GEN) {
+            quiescedGen = seenGen;
+            seenGen = QUIESCED_GEN;
+        }
     }
 
     /** For {@link AddressSpace#fault}: resolves a fault without translating, outside any access. */
@@ -253,10 +271,10 @@ abstract sealed class TlbContext permits Mmu {
             return -1;
         }
         long vpn = va >>> Entries.PAGE_SHIFT;
-        int i = (int) vpn & (TLB_ENTRIES - 1);
-        readTags[i] = vpn + 1;
-        writeTags[i] = Pte.writable(pte) ? vpn + 1 : 0;
-        frames[i] = Entries.physical(Pte.pfn(pte), 0);
+        int e = ((int) vpn & (TLB_ENTRIES - 1)) << ENTRY_SHIFT;
+        tlb[e] = vpn + 1;
+        tlb[e + 1] = Pte.writable(pte) ? vpn + 1 : 0;
+        tlb[e + 2] = Entries.physical(Pte.pfn(pte), 0);
         return Entries.physical(Pte.pfn(pte), va & PAGE_MASK);
     }
 

@@ -96,6 +96,13 @@ public class AccessBenchmark {
         return plain.get(ValueLayout.JAVA_LONG, offset);
     }
 
+    /** Baseline for the put hits: a long into a plain shared-arena segment. */
+    @Benchmark
+    public void segmentPutLong() {
+        offset = (offset + 8) & 4095;
+        plain.set(ValueLayout.JAVA_LONG, offset, offset);
+    }
+
     /** A pinned page's segment: native-speed access to the frame. */
     @Benchmark
     public long pinnedGetLong() {

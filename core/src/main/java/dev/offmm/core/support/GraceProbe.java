@@ -64,7 +64,7 @@ public final class GraceProbe {
 
     /**
      * The reader's first access after {@link EpochSlot#quiesceRelease}: publishes generation 0,
-     * fences ({@code TlbContext.enter} with {@code fenceNextEnter}), then loads the generation.
+     * fences ({@code TlbContext.resync}, which the quiesced generation sends it to), then loads the generation.
      */
     public long readerEnterAfterQuiesce() {
         slot.enterOpaque(0);
