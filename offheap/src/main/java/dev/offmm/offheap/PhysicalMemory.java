@@ -1,8 +1,11 @@
 package dev.offmm.offheap;
 
+import dev.offmm.offheap.host.HostCallException;
+import dev.offmm.offheap.page.MemMap;
 import dev.offmm.offheap.page.PageSize;
 import dev.offmm.offheap.zone.Zone;
 
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -10,9 +13,26 @@ import java.util.Set;
 import java.util.function.Supplier;
 
 /**
- * "Physical" memory: one 2 MiB-aligned region from a shared {@code Arena}, handed out as
+ * "Physical" memory: one 2 MiB-aligned region reserved from the host, handed out as
  * frames named by their pfn (a frame's bytes start at {@code pfn << PAGE_SHIFT}), plus the mem_map of
- * 64-byte records, one per frame, in a second region of the same arena.
+ * 64-byte records, one per frame, in a second reservation.
+ *
+ * <h2>It costs the host only what it holds</h2>
+ * Like a guest under a hypervisor: the capacity is reserved ({@code mmap} with
+ * {@code MAP_NORESERVE}), so creating even 64 GiB takes microseconds and commits nothing; the
+ * host commits a page when offmm first touches it, and a struct page is first written when its
+ * frame is first handed out (memory above the highest frame ever used is brought online 2 MiB
+ * at a time as the free lists run dry). Free 2 MiB blocks that stay free for
+ * {@link Builder#reportFreeAfter} (2 s by default) are given back to the host
+ * ({@code MADV_DONTNEED}; free page reporting), and handed out again without zeroing, since the
+ * host refills them with zeros. Frames parked in the per-thread caches (at most
+ * {@link #DEFAULT_CACHE_HIGH} per thread) and struct pages once written stay committed.
+ *
+ * <p>{@code MAP_NORESERVE} means the host promises nothing: on an overcommitting host a capacity
+ * far beyond the machine succeeds, and if the host runs out of memory when offmm first touches a
+ * page, the host's OOM killer, not offmm, decides what dies. For the old guarantee,
+ * {@link Builder#commitUpFront} commits everything at create (and {@link Builder#lockInMemory}
+ * pins it), at the cost of the whole capacity in time and memory from the start.
  *
  * <p>Pfn 0 is reserved for the whole life of the memory as the shared zero page, so neither a
  * page-table entry nor a ptl word ever names it by accident.
@@ -46,12 +66,43 @@ public final class PhysicalMemory implements AutoCloseable {
     private boolean closing;
     private volatile boolean closed;
 
-    private PhysicalMemory(long bytes, int cacheBatch, int cacheHigh) {
-        this.bytes = bytes;
-        this.zone = new Zone(bytes, cacheBatch, cacheHigh);
+    /** Default {@link Builder#reportFreeAfter}: the kernel's {@code PAGE_REPORTING_DELAY}. */
+    public static final Duration DEFAULT_REPORT_DELAY = Duration.ofSeconds(2);
+    /** Longest {@link Builder#reportFreeAfter} accepted. */
+    public static final Duration MAX_REPORT_DELAY = Duration.ofDays(1);
+    /**
+     * System property (milliseconds) that overrides the default delay of builders that do not
+     * set one, e.g. {@code -Doffmm.reportFreeAfterMs=0} runs a test suite in the most hostile
+     * setting; a negative value turns reporting off.
+     */
+    public static final String REPORT_DELAY_PROPERTY = "offmm.reportFreeAfterMs";
+
+    /** How free memory goes back to the host. */
+    public enum Discard {
+        /** {@code MADV_DONTNEED}: at once; the memory is zero when handed out again (not zeroed twice). */
+        DONTNEED,
+        /**
+         * {@code MADV_FREE}: the host takes it lazily, under its own pressure; cheaper to reuse,
+         * but RSS falls only when the host needs memory, and offmm zeroes it again when reused.
+         */
+        FREE
     }
 
-    /** Creates physical memory of {@code bytes}, a positive multiple of 2 MiB. */
+    private PhysicalMemory(long bytes, int cacheBatch, int cacheHigh, Zone.Backing backing) {
+        this.bytes = bytes;
+        try {
+            this.zone = new Zone(bytes, cacheBatch, cacheHigh, backing);
+        } catch (HostCallException e) {
+            throw new HostMemoryException(bytes, e.call(), e.errno(), e);
+        }
+    }
+
+    /**
+     * Creates physical memory of {@code bytes}, a positive multiple of 2 MiB, with the defaults
+     * of {@link #builder()}: reserved, committed as used, free memory reported after 2 s.
+     *
+     * @throws HostMemoryException if the host refuses to reserve it
+     */
     public static PhysicalMemory create(long bytes) {
         return builder().bytes(bytes).build();
     }
@@ -67,6 +118,13 @@ public final class PhysicalMemory implements AutoCloseable {
         /** 0: sized from the memory (see {@link #frameCache}). */
         private int cacheBatch;
         private int cacheHigh;
+        /** Null: the default (the system property, or 2 s). */
+        private Duration reportDelay;
+        private boolean reporting = true;
+        private Discard discard = Discard.DONTNEED;
+        private boolean hostHugePages;
+        private boolean commitUpFront;
+        private boolean lockInMemory;
 
         private Builder() {
         }
@@ -76,6 +134,75 @@ public final class PhysicalMemory implements AutoCloseable {
             Checks.inRange("bytes", value, HUGE_PAGE_SIZE, MAX_BYTES);
             Checks.aligned("bytes", value, HUGE_PAGE_SIZE);
             this.bytes = value;
+            return this;
+        }
+
+        /** The same as {@link #bytes}: the capacity reserved, committed only as it is used. */
+        public Builder capacity(long value) {
+            return bytes(value);
+        }
+
+        /**
+         * Free 2 MiB blocks go back to the host once they have been free this long (at most 1.25
+         * times it); {@link Duration#ZERO} gives them back as soon as the reporter sees them.
+         * Default {@link #DEFAULT_REPORT_DELAY}, the kernel's page reporting delay; jemalloc's
+         * comparable {@code dirty_decay_ms} is 10 s.
+         */
+        public Builder reportFreeAfter(Duration delay) {
+            if (delay == null || delay.isNegative() || delay.compareTo(MAX_REPORT_DELAY) > 0) {
+                throw new IllegalArgumentException("reportFreeAfter=" + delay + " (expected 0 <= delay <= "
+                        + MAX_REPORT_DELAY + ")");
+            }
+            this.reportDelay = delay;
+            this.reporting = true;
+            return this;
+        }
+
+        /** Turns free page reporting on (the default) or off: off, freed memory stays committed until close. */
+        public Builder reporting(boolean on) {
+            this.reporting = on;
+            return this;
+        }
+
+        /** How reported memory goes back to the host; default {@link Discard#DONTNEED}. */
+        public Builder discard(Discard how) {
+            if (how == null) {
+                throw new IllegalArgumentException("discard=null (expected DONTNEED or FREE)");
+            }
+            this.discard = how;
+            return this;
+        }
+
+        /**
+         * Advises the host to back the frame region with its own 2 MiB pages ({@code MADV_HUGEPAGE}),
+         * so the 4 KiB frames inside one share a host TLB entry. Reporting gives back whole 2 MiB
+         * blocks, so the two agree. Off by default (see bench/RESULTS.md for what it measures).
+         */
+        public Builder hostHugePages(boolean on) {
+            this.hostHugePages = on;
+            return this;
+        }
+
+        /**
+         * Commits every page at create ({@code MAP_POPULATE}): the old guarantee that memory,
+         * once created, is there. It costs the whole capacity in host memory and about 1-2.5 s
+         * per GiB at create, and turns reporting off (it would undo the commit).
+         */
+        public Builder commitUpFront(boolean on) {
+            this.commitUpFront = on;
+            return this;
+        }
+
+        /**
+         * Commits everything at create and locks it in memory ({@code mlock}): never swapped, never
+         * reclaimed by the host. Needs {@code RLIMIT_MEMLOCK} of at least the capacity, or create
+         * fails with a {@link HostMemoryException}.
+         */
+        public Builder lockInMemory(boolean on) {
+            this.lockInMemory = on;
+            if (on) {
+                this.commitUpFront = true;
+            }
             return this;
         }
 
@@ -106,7 +233,25 @@ public final class PhysicalMemory implements AutoCloseable {
                 high = (int) Math.max(8, Math.min(DEFAULT_CACHE_HIGH, (bytes >>> PAGE_SHIFT) / 16));
                 batch = Math.max(1, Math.min(63, high / 8));
             }
-            return new PhysicalMemory(bytes, batch, high);
+            long delay = reporting ? delayNanos() : -1;
+            return new PhysicalMemory(bytes, batch, high,
+                    new Zone.Backing(delay, discard == Discard.FREE, hostHugePages, commitUpFront, lockInMemory));
+        }
+
+        private long delayNanos() {
+            if (reportDelay != null) {
+                return reportDelay.toNanos();
+            }
+            String p = System.getProperty(REPORT_DELAY_PROPERTY);
+            if (p == null || p.isBlank()) {
+                return DEFAULT_REPORT_DELAY.toNanos();
+            }
+            try {
+                long ms = Long.parseLong(p.trim());
+                return ms < 0 ? -1 : Math.min(ms, MAX_REPORT_DELAY.toMillis()) * 1_000_000L;
+            } catch (NumberFormatException e) {
+                throw new IllegalArgumentException(REPORT_DELAY_PROPERTY + "=" + p + " (expected milliseconds)", e);
+            }
         }
     }
 
@@ -141,6 +286,61 @@ public final class PhysicalMemory implements AutoCloseable {
     /** Frames in use: every frame except the free ones and the reserved zero page. */
     public long usedFrameCount() {
         return frameCount() - 1 - freeFrameCount();
+    }
+
+    /** Address space reserved from the host: the frame region and the struct-page region. */
+    public long reservedBytes() {
+        return bytes + (frameCount() << MemMap.RECORD_SHIFT);
+    }
+
+    /**
+     * Frames brought online so far (handed out at least once, or split off a block that was);
+     * the rest of the capacity has never been touched and costs the host nothing.
+     */
+    public long onlineFrameCount() {
+        ensureOpen();
+        return zone.frames().onlineFrameCount();
+    }
+
+    /** Free frames that cost the host nothing: given back by reporting, or never touched. */
+    public long reportedFrameCount() {
+        ensureOpen();
+        return zone.frames().reportedFrameCount();
+    }
+
+    /**
+     * Frame bytes the host holds for this memory, estimated: online and not reported (in use,
+     * cached, or free but not yet reported). An upper bound: a frame handed out but never written
+     * costs the host nothing either. With {@link Builder#commitUpFront}, the whole capacity.
+     */
+    public long committedBytes() {
+        ensureOpen();
+        if (zone.backing().commitUpFront()) {
+            return bytes;
+        }
+        return (zone.frames().onlineFrameCount() - zone.frames().reportedFrameCount()) << PAGE_SHIFT;
+    }
+
+    /**
+     * Struct-page bytes the host holds, estimated: the records of online frames, rounded up to
+     * host pages (struct pages are never given back, as in the kernel without memory hot-remove).
+     */
+    public long structPageBytes() {
+        ensureOpen();
+        long n = zone.backing().commitUpFront() ? frameCount() : zone.frames().onlineFrameCount();
+        return ((n << MemMap.RECORD_SHIFT) + PAGE_SIZE - 1) & -PAGE_SIZE;
+    }
+
+    /** 2 MiB blocks given back to the host by free page reporting so far. */
+    public long reportedBlocks() {
+        ensureOpen();
+        return zone.frames().reportedBlocks();
+    }
+
+    /** Reporting host calls that failed; their blocks stayed unreported and in use by nobody. */
+    public long failedReports() {
+        ensureOpen();
+        return zone.frames().failedReports();
     }
 
     /**

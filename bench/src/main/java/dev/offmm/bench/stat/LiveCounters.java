@@ -3,6 +3,7 @@ package dev.offmm.bench.stat;
 import dev.offmm.core.AddressSpace;
 import dev.offmm.core.VmStats;
 import dev.offmm.offheap.LockClass;
+import dev.offmm.offheap.PhysicalMemory;
 import org.agrona.concurrent.status.AtomicCounter;
 import org.agrona.concurrent.status.CountersManager;
 
@@ -27,7 +28,8 @@ public final class LiveCounters implements AutoCloseable {
         "ops", "faults.anon", "faults.zero", "faults.cow", "faults.reuse", "faults.spurious", "faults.maperr",
         "faults.accerr", "faults.oom", "faults.fallback", "pages.alloc", "pages.free", "tables.alloc",
         "tables.free", "ptl.acq", "ptl.cont", "pmd.acq", "pmd.cont", "pte.acq", "pte.cont", "tlb.flushes",
-        "grace.periods", "rss!", "grace.pending!", "frames.free!",
+        "grace.periods", "rss!", "grace.pending!", "frames.free!", "mem.committed!", "mem.reported!", "mem.structpages!",
+        "proc.rss!",
     };
 
     private final Path file;
@@ -119,8 +121,15 @@ public final class LiveCounters implements AutoCloseable {
             v[21] = s.gracePeriods();
             v[22] = s.rssPages();
             v[23] = s.pendingFreeFrames();
-            v[24] = as.memory().isClosed() ? 0 : as.memory().freeFrameCount();
+            PhysicalMemory m = as.memory();
+            if (!m.isClosed()) {
+                v[24] = m.freeFrameCount();
+                v[25] = m.committedBytes() >>> 20;
+                v[26] = m.reportedFrameCount() * PhysicalMemory.PAGE_SIZE >>> 20;
+                v[27] = m.structPageBytes() >>> 20;
+            }
         }
+        v[28] = processRssBytes() >>> 20;
         for (int i = 0; i < NAMES.length; i++) {
             long value = NAMES[i].endsWith("!") ? v[i] : base[i] + v[i];
             if (as == null && !NAMES[i].endsWith("!")) {
@@ -128,6 +137,19 @@ public final class LiveCounters implements AutoCloseable {
             }
             last[i] = value;
             counters[i].setRelease(value);
+        }
+    }
+
+    /**
+     * The process's resident set from {@code /proc/self/statm} (its second field, in pages), or 0
+     * where there is none: what the host actually holds, beside offmm's own estimate.
+     */
+    static long processRssBytes() {
+        try {
+            String[] f = Files.readString(Path.of("/proc/self/statm")).trim().split(" ");
+            return Long.parseLong(f[1]) * PhysicalMemory.PAGE_SIZE;
+        } catch (IOException | RuntimeException e) {
+            return 0;
         }
     }
 

@@ -23,7 +23,8 @@ public final class StatCommand {
         {"oom/s", "faults.oom"}, {"pgalloc/s", "pages.alloc"}, {"pgfree/s", "pages.free"}, {"tblalloc/s", "tables.alloc"},
         {"tblfree/s", "tables.free"}, {"ptl-c/s", "ptl.cont"}, {"pmd-c/s", "pmd.cont"}, {"pte-c/s", "pte.cont"},
         {"flush/s", "tlb.flushes"}, {"grace/s", "grace.periods"}, {"rss", "rss!"}, {"pending", "grace.pending!"},
-        {"free", "frames.free!"},
+        {"free", "frames.free!"}, {"commitMiB", "mem.committed!"}, {"reportMiB", "mem.reported!"},
+        {"structMiB", "mem.structpages!"}, {"procRSSMiB", "proc.rss!"},
     };
 
     private StatCommand() {

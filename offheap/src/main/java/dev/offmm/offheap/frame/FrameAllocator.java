@@ -53,13 +53,35 @@ public final class FrameAllocator {
     private final AtomicInteger registered = new AtomicInteger();
     private volatile int aliveAtLastReap = 1;
     private volatile boolean closed;
+    /** Free page reporting, or null when it is off. */
+    private final PageReporter reporter;
+
+    /** The host side of free page reporting: gives a range of the region back; 0 or an errno. */
+    @FunctionalInterface
+    public interface Discarder {
+        /** Gives the backing of bytes {@code [offset, offset + length)} of the region back to the host; 0 or an errno. */
+        int discard(long offset, long length);
+    }
+
+    /**
+     * Free page reporting: blocks free for {@code delayNanos} (0: at once) go back through
+     * {@code discarder}; {@code zeroes}: they read as zeros afterwards ({@code MADV_DONTNEED}).
+     */
+    public record Reporting(long delayNanos, boolean zeroes, Discarder discarder) {
+        /** Validates the delay. */
+        public Reporting {
+            if (delayNanos < 0) {
+                throw new IllegalArgumentException("delayNanos=" + delayNanos + " (expected >= 0)");
+            }
+        }
+    }
 
     /**
      * Creates the allocator over {@code map} and the frames' bytes {@code region}, whose first
      * frame is the zero page. {@code batch} frames move between a cache and the buddy at a time;
      * a cache holds at most {@code high} frames.
      */
-    public FrameAllocator(MemMap map, MemorySegment region, FailPoints failPoints, int batch, int high) {
+    public FrameAllocator(MemMap map, MemorySegment region, FailPoints failPoints, int batch, int high, Reporting reporting) {
         this.map = map;
         this.region = region;
         this.nrFrames = map.nrFrames();
@@ -67,10 +89,15 @@ public final class FrameAllocator {
         this.batch = batch;
         this.high = high;
         this.buddy = new BuddyAllocator(map, nrFrames, true);
+        this.reporter = reporting == null ? null
+                : new PageReporter(buddy, reporting.discarder(), reporting.zeroes(), reporting.delayNanos(), failPoints);
+        if (reporter != null) {
+            reporter.start();
+        }
     }
 
     private FrameCache registerCache() {
-        FrameCache c = new FrameCache(Thread.currentThread(), high + batch);
+        FrameCache c = new FrameCache(Thread.currentThread(), high + batch, batch);
         caches.add(c);
         if (registered.incrementAndGet() > 2 * aliveAtLastReap) {
             reapDeadCaches();
@@ -147,12 +174,29 @@ public final class FrameAllocator {
         c.lock();
         try {
             int n = c.countPlain();
-            if (n == 0) {
-                n = refill(c);
+            if (n > 0) {
+                long pfn = c.pfns[--n];
+                c.setCountRelease(n);
+                return pfn;
             }
-            if (n == 0) {
-                return NO_FRAME;
+        } finally {
+            c.unlock();
+        }
+        int got = refill(c);
+        if (got == 0) {
+            return NO_FRAME;
+        }
+        c.lock();
+        try {
+            // Frames may have been put meanwhile: they stay below the batch, which pops first,
+            // and the oldest go back if the cache would hold more than high.
+            int over = c.countPlain() + got - high;
+            if (over > 0) {
+                drainLocked(c, over);
             }
+            int n = c.countPlain();
+            System.arraycopy(c.refill, 0, c.pfns, n, got);
+            n += got;
             long pfn = c.pfns[--n];
             c.setCountRelease(n);
             return pfn;
@@ -162,26 +206,30 @@ public final class FrameAllocator {
     }
 
     /**
-     * Fills the empty cache {@code c} (locked) with a batch from the buddy, zeroed; returns how
-     * many. The batch is zeroed here, back to back, rather than frame by frame at each fault: the
-     * stores stream instead of draining at the next locked instruction. The cache lock is the
-     * owner's own; only a drain under memory pressure waits for it meanwhile.
+     * Takes a batch from the buddy into {@code c}'s refill array and zeroes it, outside the cache
+     * lock (others put frames into this cache meanwhile; the batch is no cache's yet); returns
+     * how many. The batch is zeroed here, back to back, rather than frame by frame at each fault:
+     * the stores stream instead of draining at the next locked instruction. A cache holds at most
+     * {@code high} after every put, so the batch always fits.
      */
     private int refill(FrameCache c) {
-        int got = buddy.allocBulk(c.pfns, batch);
+        long[] a = c.refill;
+        int got = buddy.allocBulk(a, batch);
         // Pop order is ascending pfn: the frames of a batch are then touched in address order,
         // which the hardware prefetchers stream (about 3x cheaper than scattered).
-        long[] a = c.pfns;
         for (int i = 0, j = got - 1; i < j; i++, j--) {
             long t = a[i];
             a[i] = a[j];
             a[j] = t;
         }
         for (int i = got - 1; i >= 0; i--) {
-            zeroFrames(a[i], 0);
-            map.setFlagsRelease(a[i], MemMap.PG_PCP | MemMap.PG_ZEROED);
+            // Frames of a block known to be zero (never touched, or reported with DONTNEED)
+            // came flagged from the buddy: the host zeroes them at first touch, not us.
+            if ((map.flagsPlain(a[i]) & MemMap.PG_ZEROED) == 0) {
+                zeroFrames(a[i], 0);
+                map.setFlagsRelease(a[i], MemMap.PG_PCP | MemMap.PG_ZEROED);
+            }
         }
-        c.setCountRelease(got);
         return got;
     }
 
@@ -323,9 +371,14 @@ public final class FrameAllocator {
             zeroFrames(pfns[i], 0);
             map.setFlagsRelease(pfns[i], MemMap.PG_PCP | MemMap.PG_ZEROED);
         }
+        // The home cache if its lock is free; else our own, as the kernel frees to the local
+        // pcp list or the buddy when a pcp trylock fails: never wait for a busy (or descheduled)
+        // owner on the release path.
         FrameCache c = home;
-        c.lock();
-        if (c.reaped) {
+        if (!c.tryLock()) {
+            c = cache.get();
+            c.lock();
+        } else if (c.reaped) {
             c.unlock();
             c = cache.get();
             c.lock();
@@ -521,9 +574,40 @@ public final class FrameAllocator {
         return nrFrames;
     }
 
-    /** Marks the allocator closed; later calls fail with {@link IllegalStateException}. */
+    /** Frames brought online so far: the rest of memory was never handed out. */
+    public long onlineFrameCount() {
+        return buddy.onlineFrames();
+    }
+
+    /** Online frames that are free and cost the host nothing (reported, or never touched). */
+    public long reportedFrameCount() {
+        return buddy.reportedFrames();
+    }
+
+    /** 2 MiB blocks given back to the host by free page reporting so far; 0 when it is off. */
+    public long reportedBlocks() {
+        return reporter == null ? 0 : reporter.reportedBlocks();
+    }
+
+    /** Reporting host calls that failed; their blocks stayed unreported. */
+    public long failedReports() {
+        return reporter == null ? 0 : reporter.failedReports();
+    }
+
+    /** Whether free page reporting is on. */
+    public boolean reporting() {
+        return reporter != null;
+    }
+
+    /**
+     * Marks the allocator closed (later calls fail with {@link IllegalStateException}) and stops
+     * free page reporting, waiting for a pass that is calling the host on the region.
+     */
     public void close() {
         closed = true;
+        if (reporter != null) {
+            reporter.stop();
+        }
     }
 
     private void ensureOpen() {

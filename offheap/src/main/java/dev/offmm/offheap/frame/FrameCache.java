@@ -33,6 +33,8 @@ public final class FrameCache {
 
     final Thread owner;
     final long[] pfns;
+    /** The owner's refill batch, filled and zeroed outside the lock; owner thread only. */
+    final long[] refill;
     /** 0 free, 1 held; CAS to take (acquire), release store to drop. */
     @SuppressWarnings("unused")
     private int locked;
@@ -41,9 +43,15 @@ public final class FrameCache {
     /** Set under the lock once the cache's dead owner is forgotten: frames must go elsewhere. */
     boolean reaped;
 
-    FrameCache(Thread owner, int capacity) {
+    FrameCache(Thread owner, int capacity, int batch) {
         this.owner = owner;
         this.pfns = new long[capacity];
+        this.refill = new long[batch];
+    }
+
+    /** Takes the lock if it is free: one CAS, no waiting (the kernel's {@code pcp_spin_trylock}). */
+    boolean tryLock() {
+        return (boolean) LOCKED.compareAndSet(this, 0, 1);
     }
 
     /** Takes the lock: one CAS when uncontended, else spin, yield, park ({@link Backoff}). */

@@ -11,5 +11,7 @@ public enum FailSite {
     /** A debug lock from the lock slab, in a table constructor. */
     PTLOCK,
     /** A new page for the debug-lock slab. */
-    SLAB_PAGE
+    SLAB_PAGE,
+    /** The host call that gives a free 2 MiB block back (free page reporting's {@code madvise}). */
+    REPORT
 }

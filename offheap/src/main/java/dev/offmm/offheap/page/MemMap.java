@@ -15,7 +15,8 @@ import java.lang.invoke.VarHandle;
  *   +--------+--------+--------+-----------+--------+---------+------+------+------+------+
  *   flags    PG_* bits and the buddy order (bits 8..11)
  *   next/prev free-list links (buddy), pt_list links (tables)
- *   private  pmd_huge_pte: the PTE table deposited for a later huge-PMD split; slab in-use count
+ *   private  pmd_huge_pte: the PTE table deposited for a later huge-PMD split; slab in-use count;
+ *            free order-9 block: the reporting pass that first saw it free
  *   owner    id of the address space that owns a page table
  *   ptl      the split page-table lock word: the lock itself (inline) or the address of an
  *            allocated debug lock. Only {@code dev.offmm.offheap.lock} touches it.
@@ -54,9 +55,18 @@ public final class MemMap {
     public static final long PG_RESERVED = 1L << 3;
     /**
      * With {@link #PG_PCP}: the cached frame holds only zeros (it was zeroed as it was released
-     * into the cache), so the allocation that takes it need not zero it again.
+     * into the cache), so the allocation that takes it need not zero it again. With
+     * {@link #PG_BUDDY}: every frame of the free block reads as zeros (never touched since the
+     * host reserved it, or given back with {@code MADV_DONTNEED}).
      */
     public static final long PG_ZEROED = 1L << 4;
+    /**
+     * With {@link #PG_BUDDY}: the host holds no memory for the free block (never touched, or
+     * given back by free page reporting, the kernel's {@code PageReported}).
+     */
+    public static final long PG_REPORTED = 1L << 5;
+    /** A free order-9 block taken off its list by a reporting pass while it calls the host. */
+    public static final long PG_ISOLATED = 1L << 6;
     private static final int ORDER_SHIFT = 8;
     private static final long ORDER_MASK = 0xfL << ORDER_SHIFT;
 

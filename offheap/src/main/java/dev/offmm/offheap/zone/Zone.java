@@ -3,6 +3,7 @@ package dev.offmm.offheap.zone;
 import dev.offmm.offheap.Checks;
 import dev.offmm.offheap.frame.BuddyAllocator;
 import dev.offmm.offheap.frame.FrameAllocator;
+import dev.offmm.offheap.host.HostMemory;
 import dev.offmm.offheap.inject.FailPoints;
 import dev.offmm.offheap.lock.LockSlab;
 import dev.offmm.offheap.page.MemMap;
@@ -25,6 +26,12 @@ import java.util.concurrent.atomic.AtomicLong;
  * <p>Pinned pages hand out segments whose lifetime is their pin's, not the region's; so that no
  * such segment can outlive the memory behind it, the region is released only once the zone is
  * closed and the last pin has closed ({@link #pinOpened()} / {@link #pinClosed()}).
+ *
+ * <p>Both regions are reservations from the host ({@link HostMemory#reserve}): nothing is
+ * committed until it is touched, the buddy touches a struct page only when its frame is first
+ * handed out, and free page reporting gives free 2 MiB blocks back. Where the host calls are not
+ * available, both come from {@link Arena#allocate} (committed and zeroed up front) and reporting
+ * is off.
  */
 public final class Zone {
     private final Arena arena;
@@ -36,25 +43,81 @@ public final class Zone {
     private final AtomicLong openPins = new AtomicLong();
     private final AtomicBoolean released = new AtomicBoolean();
     private volatile boolean closed;
+    private final Backing backing;
+    /** 0, or the errno of a refused {@code MADV_HUGEPAGE}. */
+    private final int hugePagesErrno;
 
     /**
-     * Allocates a zone of {@code bytes} (a multiple of 2 MiB) whose per-thread caches move
-     * {@code cacheBatch} frames at a time and hold at most {@code cacheHigh}.
+     * How the zone's memory is backed by the host. {@code reportDelayNanos}: free 2 MiB blocks
+     * go back after this long (0: at once; negative: never). {@code lazyFree}: with
+     * {@code MADV_FREE} rather than {@code MADV_DONTNEED}. {@code hostHugePages}: the frame region
+     * is advised {@code MADV_HUGEPAGE}. {@code commitUpFront}: every page committed at create
+     * ({@code MAP_POPULATE}), reporting off; {@code lock}: and locked ({@code mlock}).
      */
-    public Zone(long bytes, int cacheBatch, int cacheHigh) {
+    public record Backing(long reportDelayNanos, boolean lazyFree, boolean hostHugePages, boolean commitUpFront,
+            boolean lock) {
+        /** Reporting after {@code delayNanos} with {@code MADV_DONTNEED}, nothing else. */
+        public static Backing reporting(long delayNanos) {
+            return new Backing(delayNanos, false, false, false, false);
+        }
+
+        boolean reports() {
+            return reportDelayNanos >= 0 && !commitUpFront && HostMemory.AVAILABLE;
+        }
+    }
+
+    /**
+     * Reserves a zone of {@code bytes} (a multiple of 2 MiB) whose per-thread caches move
+     * {@code cacheBatch} frames at a time and hold at most {@code cacheHigh}, backed as
+     * {@code backing} says.
+     *
+     * @throws dev.offmm.offheap.host.HostCallException if the host refuses the reservation
+     */
+    public Zone(long bytes, int cacheBatch, int cacheHigh, Backing backing) {
         long nrFrames = bytes >>> PageSize.SHIFT;
+        long recordBytes = nrFrames << MemMap.RECORD_SHIFT;
+        this.backing = backing;
         this.arena = Arena.ofShared();
+        int hugeErrno = 0;
         try {
-            this.region = arena.allocate(bytes, PageSize.HUGE_BYTES);
-            this.memMap = new MemMap(arena.allocate(nrFrames << MemMap.RECORD_SHIFT, MemMap.RECORD_BYTES), nrFrames);
+            if (HostMemory.AVAILABLE) {
+                boolean commit = backing.commitUpFront() || backing.lock();
+                this.region = HostMemory.reserve(bytes, PageSize.HUGE_BYTES, commit, backing.lock(), arena);
+                if (backing.hostHugePages()) {
+                    hugeErrno = HostMemory.adviseHugePages(region, 0, bytes);
+                }
+                long mapBytes = (recordBytes + PageSize.BYTES - 1) & -PageSize.BYTES;
+                this.memMap = new MemMap(HostMemory.reserve(mapBytes, PageSize.BYTES, commit, false, arena), nrFrames);
+            } else {
+                this.region = arena.allocate(bytes, PageSize.HUGE_BYTES);
+                this.memMap = new MemMap(arena.allocate(recordBytes, MemMap.RECORD_BYTES), nrFrames);
+            }
         } catch (OutOfMemoryError | RuntimeException e) {
             arena.close();
             throw e;
         }
+        this.hugePagesErrno = hugeErrno;
         this.failPoints = new FailPoints();
-        this.frames = new FrameAllocator(memMap, region, failPoints, cacheBatch, cacheHigh);
+        FrameAllocator.Reporting reporting = null;
+        if (backing.reports()) {
+            HostMemory.Discard how = backing.lazyFree() ? HostMemory.Discard.FREE : HostMemory.Discard.DONTNEED;
+            MemorySegment r = region;
+            reporting = new FrameAllocator.Reporting(backing.reportDelayNanos(), how.zeroes(),
+                    (offset, length) -> HostMemory.discard(r, offset, length, how));
+        }
+        this.frames = new FrameAllocator(memMap, region, failPoints, cacheBatch, cacheHigh, reporting);
         this.lockSlab = new LockSlab(region, memMap, frames, failPoints);
         memMap.setTypeRelease(0, MemMap.TYPE_ZERO);
+    }
+
+    /** How this zone is backed. */
+    public Backing backing() {
+        return backing;
+    }
+
+    /** 0 if the host took the {@code MADV_HUGEPAGE} advice (or none was asked for), else its errno. */
+    public int hostHugePagesErrno() {
+        return hugePagesErrno;
     }
 
     /** Number of 4 KiB frames. */

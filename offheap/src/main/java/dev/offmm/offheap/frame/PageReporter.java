@@ -1,0 +1,175 @@
+package dev.offmm.offheap.frame;
+
+import dev.offmm.offheap.inject.FailPoints;
+import dev.offmm.offheap.inject.FailSite;
+import dev.offmm.offheap.page.PageSize;
+
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.LockSupport;
+
+/**
+ * Free page reporting ({@code mm/page_reporting.c}): free order-9 blocks that stay free for
+ * {@code delay} are given back to the host, so offmm's memory costs the host only what it holds.
+ *
+ * <p>One daemon thread per physical memory, parked while every free 2 MiB block is reported;
+ * the buddy wakes it when an unreported one appears. A pass runs every quarter of the delay and
+ * stamps the blocks it finds free with its number (in the head's private word); a block still
+ * free four passes later, so free for at least the delay and at most 1.25 times it, is reported
+ * (delay 0: at once). Reporting follows the kernel: under the zone lock, take a batch off the
+ * head of the order-9 list (unreported blocks sit there, reported ones at the tail) and mark
+ * them isolated; drop the lock and call the host for each ({@code madvise}); take the lock again
+ * and put them back, reported ({@code PG_REPORTED}, with {@code PG_ZEROED} for
+ * {@code MADV_DONTNEED}) or, if the call failed, as they were. An allocation that finds only
+ * isolated blocks waits for the batch rather than fail. Nothing runs on the fault path; the
+ * zone lock is never held across a host call.
+ *
+ * <p>Frames in the per-thread caches are not reported: at most {@code high} (512 by default,
+ * 2 MiB) per thread that allocates, and they are the ones that come back hot.
+ */
+final class PageReporter implements Runnable {
+    /** Blocks taken off the list per lock hold, and blocks looked at per hold. */
+    private static final int BATCH = 32;
+    private static final int SCAN = 1024;
+    /** Passes a block must stay free before it is reported (the delay is four intervals). */
+    private static final int AGE_PASSES = 4;
+    /** Shortest pause between passes that leave blocks behind (delay 0, failing host calls). */
+    private static final long MIN_INTERVAL_NANOS = TimeUnit.MILLISECONDS.toNanos(1);
+
+    private final BuddyAllocator buddy;
+    private final FrameAllocator.Discarder host;
+    private final boolean zeroes;
+    private final FailPoints failPoints;
+    private final int agePasses;
+    private final long intervalNanos;
+    private final Thread thread;
+    private final long[] batch = new long[BATCH];
+    private final AtomicLong reportedBlocks = new AtomicLong();
+    private final AtomicLong failedReports = new AtomicLong();
+    private final AtomicLong passes = new AtomicLong();
+    /** Set by the thread before it parks for want of work; cleared by whoever wakes it. */
+    private volatile boolean idle;
+    private volatile boolean stopped;
+    private long stamp;
+
+    /**
+     * A reporter over {@code buddy} that reports blocks free for {@code delayNanos} through
+     * {@code host}; {@code zeroes}: a reported block reads as zeros afterwards. Not started.
+     */
+    PageReporter(BuddyAllocator buddy, FrameAllocator.Discarder host, boolean zeroes, long delayNanos, FailPoints failPoints) {
+        this.buddy = buddy;
+        this.host = host;
+        this.zeroes = zeroes;
+        this.failPoints = failPoints;
+        this.agePasses = delayNanos == 0 ? 0 : AGE_PASSES;
+        this.intervalNanos = Math.max(MIN_INTERVAL_NANOS, delayNanos / AGE_PASSES);
+        this.thread = Thread.ofPlatform().daemon().name("offmm-page-reporting").unstarted(this);
+        buddy.onHugeBlockFreed(this::wake);
+    }
+
+    void start() {
+        thread.start();
+    }
+
+    /** Under the zone lock, from the buddy: an unreported block is free. Wakes an idle reporter. */
+    private void wake() {
+        if (idle) {
+            idle = false;
+            LockSupport.unpark(thread);
+        }
+    }
+
+    /** Stops the thread and waits for a pass in progress (it may be calling the host on the region). */
+    void stop() {
+        stopped = true;
+        LockSupport.unpark(thread);
+        if (thread.isAlive() && Thread.currentThread() != thread) {
+            boolean interrupted = false;
+            while (true) {
+                try {
+                    thread.join();
+                    break;
+                } catch (InterruptedException e) {
+                    interrupted = true;
+                }
+            }
+            if (interrupted) {
+                Thread.currentThread().interrupt();
+            }
+        }
+    }
+
+    @Override
+    public void run() {
+        while (!stopped) {
+            if (buddy.unreportedHugeBlocks() == 0) {
+                idle = true;
+                // Re-checked after the flag: a block freed meanwhile unparks (the permit stays).
+                if (buddy.unreportedHugeBlocks() == 0 && !stopped) {
+                    LockSupport.park(this);
+                }
+                idle = false;
+                continue;
+            }
+            pass();
+            if (buddy.unreportedHugeBlocks() > 0 && !stopped) {
+                LockSupport.parkNanos(this, intervalNanos);
+            }
+        }
+    }
+
+    /**
+     * One pass: stamps what is newly free and reports what is ripe, a batch per lock hold, until
+     * a batch comes back short. Returns the blocks reported. Runs on the reporter thread (or a
+     * test's, with the thread not started).
+     */
+    int pass() {
+        passes.incrementAndGet();
+        stamp++;
+        int total = 0;
+        while (!stopped) {
+            int n = buddy.isolateForReporting(batch, BATCH, SCAN, stamp, stamp - agePasses);
+            if (n == 0) {
+                break;
+            }
+            long ok = 0;
+            for (int i = 0; i < n; i++) {
+                if (report(batch[i])) {
+                    ok |= 1L << i;
+                }
+            }
+            buddy.putBackReported(batch, n, ok, zeroes);
+            total += Long.bitCount(ok);
+            if (n < BATCH) {
+                break;
+            }
+        }
+        return total;
+    }
+
+    private boolean report(long pfn) {
+        int errno = failPoints.shouldFail(FailSite.REPORT) ? -1
+                : host.discard(pfn << PageSize.SHIFT, PageSize.HUGE_BYTES);
+        if (errno != 0) {
+            failedReports.incrementAndGet();
+            return false;
+        }
+        reportedBlocks.incrementAndGet();
+        return true;
+    }
+
+    /** Blocks given back to the host so far. */
+    long reportedBlocks() {
+        return reportedBlocks.get();
+    }
+
+    /** Host calls that failed (or were made to fail); their blocks stayed unreported. */
+    long failedReports() {
+        return failedReports.get();
+    }
+
+    /** Passes so far. */
+    long passes() {
+        return passes.get();
+    }
+}
