@@ -6,7 +6,8 @@ import java.util.Arrays;
 
 /**
  * Entry point of the bench jar: {@code demo} (a short fault-scaling sweep), {@code scale} (the
- * full harness), {@code reclaim} (the memory-comes-back scenarios), {@code jmh} (the JMH suite
+ * full harness), {@code reclaim} (the memory-comes-back scenarios), {@code memory} (what
+ * physical memory costs the host), {@code jmh} (the JMH suite
  * with JMH's own options).
  */
 public final class Main {
@@ -23,8 +24,10 @@ public final class Main {
             case "demo" -> ScaleHarness.main(rest, true);
             case "stat" -> dev.offmm.bench.stat.StatCommand.main(rest);
             case "reclaim" -> dev.offmm.bench.reclaim.ReclaimHarness.main(rest);
+            case "memory" -> dev.offmm.bench.memory.HostMemoryHarness.main(rest);
             default -> {
-                System.err.println("usage: offmm-bench demo|scale|stat|reclaim|jmh [options]   (scale --help for the harness)");
+                System.err.println("usage: offmm-bench demo|scale|stat|reclaim|memory|jmh [options]"
+                        + "   (scale --help for the harness)");
                 System.exit(cmd.equals("help") ? 0 : 2);
             }
         }

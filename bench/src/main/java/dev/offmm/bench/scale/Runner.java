@@ -69,7 +69,7 @@ final class Runner {
     }
 
     private Result runOffmm(Workload w, Target target, int threads) throws InterruptedException {
-        try (PhysicalMemory memory = PhysicalMemory.create(w.physicalBytes(threads));
+        try (PhysicalMemory memory = target.physicalMemory(w.physicalBytes(threads));
              AddressSpace as = AddressSpace.create(memory, target.config())) {
             long sharedBytes = w.sharedBytes(threads);
             long shared = sharedBytes > 0 ? as.mmap(0, sharedBytes, Prot.READ | Prot.WRITE, MapFlags.NONE) : 0;

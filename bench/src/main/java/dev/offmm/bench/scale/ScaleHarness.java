@@ -118,7 +118,9 @@ public final class ScaleHarness {
                 usage: offmm scale [options]      (offmm demo: a short sweep)
                   --workloads LIST   pf1,pf4,disjoint,shared-table   (default pf1,disjoint,shared-table)
                   --threads LIST     e.g. 1,2,8                      (default 1, cores, 4x cores)
-                  --modes LIST       SINGLE,SPLIT_PTE,SPLIT_PTE_PMD, each optionally +debug, and kernel
+                  --modes LIST       SINGLE,SPLIT_PTE,SPLIT_PTE_PMD, each optionally +debug and one of
+                                     +noreport (free page reporting off), +hosthuge (MADV_HUGEPAGE),
+                                     +cold (free memory reported at once: first touches), and kernel
                   --no-kernel        leave out the host kernel
                   --warmup S         warm-up seconds per point       (default 1)
                   --seconds S        measured seconds per point      (default 3)

@@ -213,10 +213,19 @@ public final class BuddyAllocator {
 
     /** Returns order-0 frames {@code pfns[from .. from+n)} (flags already cleared) to the lists. */
     void freeBulk(long[] pfns, int from, int n) {
+        freeBulk(pfns, from, n, 0);
+    }
+
+    /**
+     * {@link #freeBulk(long[], int, int)} for frames known to have been free since the reporting
+     * pass {@code stamp} (an idle cache drained by the reporter): an order-9 block they complete
+     * counts as free since then, so it is not aged a second time.
+     */
+    void freeBulk(long[] pfns, int from, int n, long stamp) {
         zoneLock.lock();
         try {
             for (int i = from; i < from + n; i++) {
-                freeLocked(pfns[i], 0);
+                freeLocked(pfns[i], 0, stamp);
             }
         } finally {
             zoneLock.unlock();
@@ -227,7 +236,7 @@ public final class BuddyAllocator {
     void free(long pfn, int order) {
         zoneLock.lock();
         try {
-            freeLocked(pfn, order);
+            freeLocked(pfn, order, 0);
         } finally {
             zoneLock.unlock();
         }
@@ -283,7 +292,7 @@ public final class BuddyAllocator {
         return true;
     }
 
-    private void freeLocked(long pfn, int order) {
+    private void freeLocked(long pfn, int order, long stamp) {
         freeFrames += 1L << order;
         int o = order;
         long head = pfn;
@@ -303,6 +312,9 @@ public final class BuddyAllocator {
             o++;
         }
         push(head, o, 0);
+        if (stamp != 0 && o == MAX_ORDER) {
+            map.setPrivatePlain(head, stamp);
+        }
     }
 
     /**

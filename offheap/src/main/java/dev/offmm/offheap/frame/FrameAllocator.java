@@ -90,7 +90,7 @@ public final class FrameAllocator {
         this.high = high;
         this.buddy = new BuddyAllocator(map, nrFrames, true);
         this.reporter = reporting == null ? null
-                : new PageReporter(buddy, reporting.discarder(), reporting.zeroes(), reporting.delayNanos(), failPoints);
+                : new PageReporter(this, reporting.discarder(), reporting.zeroes(), reporting.delayNanos(), failPoints);
         if (reporter != null) {
             reporter.start();
         }
@@ -487,6 +487,50 @@ public final class FrameAllocator {
         buddy.freeBulk(a, 0, take);
         System.arraycopy(a, take, a, 0, n - take);
         c.setCountRelease(n - take);
+    }
+
+    /**
+     * For the page reporter, the kernel's decay of idle pcp lists: empties into the buddy every
+     * cache whose lock nobody took during the last {@code minIdlePasses} reporting passes, so the
+     * frames parked in the caches of threads that went quiet (a page table freed into a cache
+     * keeps its whole 2 MiB block from merging) can be reported too. Their blocks count as free
+     * since pass {@code stamp}. Returns how many frames moved.
+     */
+    long drainIdleCaches(int minIdlePasses, long stamp) {
+        long moved = 0;
+        for (FrameCache c : caches) {
+            c.lock();
+            try {
+                // Our own lock() counted one use: the cache was idle if that is the only one.
+                long uses = c.usesPlain();
+                if (uses - 1 != c.reporterSeen) {
+                    c.idlePasses = 0;
+                } else if (++c.idlePasses >= minIdlePasses && c.countPlain() > 0) {
+                    int n = c.countPlain();
+                    long[] a = c.pfns;
+                    for (int i = 0; i < n; i++) {
+                        map.setFlagsRelease(a[i], 0);
+                    }
+                    buddy.freeBulk(a, 0, n, stamp);
+                    c.setCountRelease(0);
+                    moved += n;
+                }
+                c.reporterSeen = uses;
+            } finally {
+                c.unlock();
+            }
+        }
+        return moved;
+    }
+
+    /** Whether some cache holds frames (the reporter keeps watching them while one does). */
+    boolean cachesHoldFrames() {
+        for (FrameCache c : caches) {
+            if (c.countAcquire() > 0) {
+                return true;
+            }
+        }
+        return false;
     }
 
     /** Empties {@code c} into the buddy under its lock; returns how many frames moved. */

@@ -42,6 +42,11 @@ public final class FrameCache {
     private int count;
     /** Set under the lock once the cache's dead owner is forgotten: frames must go elsewhere. */
     boolean reaped;
+    /** Acquisitions of the lock so far: the cache's activity, which the page reporter watches. */
+    private long uses;
+    /** The page reporter's: {@code uses} at its last look, and passes since it last changed. */
+    long reporterSeen;
+    int idlePasses;
 
     FrameCache(Thread owner, int capacity, int batch) {
         this.owner = owner;
@@ -51,7 +56,11 @@ public final class FrameCache {
 
     /** Takes the lock if it is free: one CAS, no waiting (the kernel's {@code pcp_spin_trylock}). */
     boolean tryLock() {
-        return (boolean) LOCKED.compareAndSet(this, 0, 1);
+        if ((boolean) LOCKED.compareAndSet(this, 0, 1)) {
+            uses++;
+            return true;
+        }
+        return false;
     }
 
     /** Takes the lock: one CAS when uncontended, else spin, yield, park ({@link Backoff}). */
@@ -62,6 +71,12 @@ public final class FrameCache {
                 attempt = Backoff.idle(attempt);
             } while ((int) LOCKED.getOpaque(this) != 0 || !(boolean) LOCKED.compareAndSet(this, 0, 1));
         }
+        uses++;
+    }
+
+    /** Acquisitions so far, under the lock (plain). */
+    long usesPlain() {
+        return uses;
     }
 
     /** Drops the lock: a release store, so the next holder sees the stack as it was left. */

@@ -24,8 +24,13 @@ import java.util.concurrent.locks.LockSupport;
  * isolated blocks waits for the batch rather than fail. Nothing runs on the fault path; the
  * zone lock is never held across a host call.
  *
- * <p>Frames in the per-thread caches are not reported: at most {@code high} (512 by default,
- * 2 MiB) per thread that allocates, and they are the ones that come back hot.
+ * <p>Frames in the per-thread caches are not reported while their thread uses its cache: at
+ * most {@code high} (512 by default, 2 MiB) per thread, and they are the ones that come back hot.
+ * A cache nobody touched for the delay is drained into the buddy by the pass (the kernel decays
+ * the high mark of idle pcp lists the same way), because one frame parked there, typically a page
+ * table freed by an munmap, keeps its whole 2 MiB block from merging and being reported. Blocks
+ * such a drain completes count as free since the cache went idle; if the other half of one was
+ * freed just now it is reported early, which costs a host fault later and nothing else.
  */
 final class PageReporter implements Runnable {
     /** Blocks taken off the list per lock hold, and blocks looked at per hold. */
@@ -37,6 +42,8 @@ final class PageReporter implements Runnable {
     private static final long MIN_INTERVAL_NANOS = TimeUnit.MILLISECONDS.toNanos(1);
 
     private final BuddyAllocator buddy;
+    /** The allocator whose idle caches a pass drains; null for a bare buddy (tests). */
+    private final FrameAllocator frames;
     private final FrameAllocator.Discarder host;
     private final boolean zeroes;
     private final FailPoints failPoints;
@@ -53,11 +60,22 @@ final class PageReporter implements Runnable {
     private long stamp;
 
     /**
-     * A reporter over {@code buddy} that reports blocks free for {@code delayNanos} through
+     * A reporter over {@code frames} that reports blocks free for {@code delayNanos} through
      * {@code host}; {@code zeroes}: a reported block reads as zeros afterwards. Not started.
      */
+    PageReporter(FrameAllocator frames, FrameAllocator.Discarder host, boolean zeroes, long delayNanos, FailPoints failPoints) {
+        this(frames.buddy(), frames, host, zeroes, delayNanos, failPoints);
+    }
+
+    /** A reporter over a bare {@code buddy}, with no caches to drain (the jcstress probe). */
     PageReporter(BuddyAllocator buddy, FrameAllocator.Discarder host, boolean zeroes, long delayNanos, FailPoints failPoints) {
+        this(buddy, null, host, zeroes, delayNanos, failPoints);
+    }
+
+    private PageReporter(BuddyAllocator buddy, FrameAllocator frames, FrameAllocator.Discarder host, boolean zeroes,
+            long delayNanos, FailPoints failPoints) {
         this.buddy = buddy;
+        this.frames = frames;
         this.host = host;
         this.zeroes = zeroes;
         this.failPoints = failPoints;
@@ -102,6 +120,15 @@ final class PageReporter implements Runnable {
     @Override
     public void run() {
         while (!stopped) {
+            if (buddy.unreportedHugeBlocks() == 0 && frames != null && frames.cachesHoldFrames()) {
+                // Nothing to report, but frames parked in caches may pin blocks: keep watching
+                // the caches, one pass per interval, until they are empty or busy.
+                LockSupport.parkNanos(this, intervalNanos);
+                if (!stopped) {
+                    pass();
+                }
+                continue;
+            }
             if (buddy.unreportedHugeBlocks() == 0) {
                 idle = true;
                 // Re-checked after the flag: a block freed meanwhile unparks (the permit stays).
@@ -126,6 +153,10 @@ final class PageReporter implements Runnable {
     int pass() {
         passes.incrementAndGet();
         stamp++;
+        if (frames != null) {
+            // Frames of a cache idle for the delay have been free for the delay: their blocks are ripe now.
+            frames.drainIdleCaches(Math.max(1, agePasses), Math.max(1, stamp - agePasses));
+        }
         int total = 0;
         while (!stopped) {
             int n = buddy.isolateForReporting(batch, BATCH, SCAN, stamp, stamp - agePasses);

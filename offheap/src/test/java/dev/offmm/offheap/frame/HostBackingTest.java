@@ -195,6 +195,37 @@ class HostBackingTest {
     }
 
     @Test
+    void shouldDrainTheCacheOfAParkedThreadSoItsBlocksAreReported() throws InterruptedException {
+        try (PhysicalMemory memory = PhysicalMemory.builder().bytes(16 * MIB).reportFreeAfter(Duration.ZERO).build()) {
+            FrameAllocator frames = memory.zone().frames();
+            java.util.concurrent.CountDownLatch freed = new java.util.concurrent.CountDownLatch(1);
+            java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
+            Thread worker = new Thread(() -> {
+                long[] got = new long[2048];
+                for (int i = 0; i < got.length; i++) {
+                    got[i] = frames.allocFrame();
+                }
+                for (long p : got) {
+                    frames.freeFrame(p);
+                }
+                freed.countDown();
+                try {
+                    release.await(); // parked, its cache full: the README's pattern of a quiet thread
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }, "parked-with-a-full-cache");
+            worker.start();
+            freed.await();
+            await(() -> memory.cachedFrameCount() == 0, "the parked thread's cache is drained (" + memory.cachedFrameCount() + ")");
+            await(() -> memory.reportedBlocks() >= 4, "its four blocks merge and are reported (" + memory.reportedBlocks() + ")");
+            assertTrue(memory.committedBytes() <= 2 * BLOCK, "committed estimate " + (memory.committedBytes() >> 10) + " KiB");
+            release.countDown();
+            worker.join();
+        }
+    }
+
+    @Test
     void shouldLeaveABlockUnreportedAndIntactWhenTheHostCallFails() throws InterruptedException {
         try (PhysicalMemory memory = PhysicalMemory.builder().bytes(16 * MIB).reportFreeAfter(Duration.ZERO).build()) {
             memory.zone().failPoints().failAlways(FailSite.REPORT);

@@ -1,0 +1,134 @@
+package dev.offmm.bench.memory;
+
+import dev.offmm.core.AddressSpace;
+import dev.offmm.core.MapFlags;
+import dev.offmm.core.Mmu;
+import dev.offmm.core.Prot;
+import dev.offmm.core.VmConfig;
+import dev.offmm.offheap.PhysicalMemory;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Arrays;
+
+/**
+ * {@code offmm memory}: what physical memory costs the host. Three measurements, each repeated:
+ * creating the largest capacity (time and RSS; the first create of the process apart, since it
+ * pays the JDK's one-time FFM linker bootstrap), giving memory back (map and touch 1 GiB, munmap,
+ * and how long until the process RSS is back within 32 MiB + 5 % of where it started), and a touch
+ * after that (it must read zeros). RSS is the process's, from {@code /proc/self/statm}.
+ */
+public final class HostMemoryHarness {
+    private static final long MIB = 1L << 20;
+
+    private HostMemoryHarness() {
+    }
+
+    /** Runs the harness: {@code [--repeat N] [--gib G] [--delay-ms D]}. */
+    public static void main(String[] args) throws Exception {
+        int repeat = 5;
+        long touchGib = 1;
+        long delayMs = PhysicalMemory.DEFAULT_REPORT_DELAY.toMillis();
+        for (int i = 0; i < args.length; i++) {
+            switch (args[i]) {
+                case "--repeat" -> repeat = Integer.parseInt(args[++i]);
+                case "--gib" -> touchGib = Long.parseLong(args[++i]);
+                case "--delay-ms" -> delayMs = Long.parseLong(args[++i]);
+                default -> {
+                    System.err.println("usage: offmm memory [--repeat N] [--gib G] [--delay-ms D]");
+                    System.exit(2);
+                }
+            }
+        }
+        if (repeat < 1 || touchGib < 1 || touchGib > 16 || delayMs < 0) {
+            throw new IllegalArgumentException("expected --repeat >= 1, 1 <= --gib <= 16, --delay-ms >= 0");
+        }
+        PrintStream out = System.out;
+        out.printf("offmm memory: %d repetitions; RSS from /proc/self/statm%n", repeat);
+        create(out, repeat);
+        giveBack(out, repeat, touchGib, delayMs);
+    }
+
+    private static void create(PrintStream out, int repeat) {
+        long[] micros = new long[repeat];
+        long[] rssKib = new long[repeat];
+        long t0 = System.nanoTime();
+        long r0 = rss();
+        PhysicalMemory first = PhysicalMemory.create(PhysicalMemory.MAX_BYTES);
+        out.printf("create(64 GiB), first in this process: %.1f ms, RSS +%d KiB (includes the JDK's FFM linker bootstrap)%n",
+                (System.nanoTime() - t0) / 1e6, (rss() - r0) >> 10);
+        first.close();
+        for (int i = 0; i < repeat; i++) {
+            long before = rss();
+            long t = System.nanoTime();
+            PhysicalMemory m = PhysicalMemory.create(PhysicalMemory.MAX_BYTES);
+            micros[i] = (System.nanoTime() - t) / 1000;
+            rssKib[i] = (rss() - before) >> 10;
+            m.close();
+        }
+        out.printf("create(64 GiB), later: median %d us (%s), RSS +%d KiB median (%s)%n", median(micros), range(micros),
+                median(rssKib), range(rssKib));
+    }
+
+    private static void giveBack(PrintStream out, int repeat, long gib, long delayMs) throws InterruptedException {
+        long bytes = gib << 30;
+        long[] backMillis = new long[repeat];
+        try (PhysicalMemory memory = PhysicalMemory.builder().bytes(bytes + (256 * MIB))
+                .reportFreeAfter(Duration.ofMillis(delayMs)).build();
+             AddressSpace as = AddressSpace.create(memory, VmConfig.builder().build());
+             Mmu mmu = as.attach()) {
+            for (int i = 0; i < repeat; i++) {
+                long before = rss();
+                long a = as.mmap(0, bytes, Prot.READ | Prot.WRITE, MapFlags.NONE);
+                for (long off = 0; off < bytes; off += PhysicalMemory.PAGE_SIZE) {
+                    mmu.putLong(a + off, off | 1);
+                }
+                long touched = rss();
+                as.munmap(a, bytes);
+                long t = System.nanoTime();
+                long limit = before + 32 * MIB + before / 20;
+                long now = rss();
+                while (now > limit && System.nanoTime() - t < 20_000_000_000L) {
+                    Thread.sleep(20);
+                    now = rss();
+                }
+                backMillis[i] = (System.nanoTime() - t) / 1_000_000;
+                long a2 = as.mmap(0, bytes, Prot.READ | Prot.WRITE, MapFlags.NONE);
+                long nonZero = 0;
+                for (long off = 0; off < bytes; off += PhysicalMemory.PAGE_SIZE) {
+                    nonZero += mmu.getLong(a2 + off + 8) != 0 ? 1 : 0;
+                }
+                as.munmap(a2, bytes);
+                out.printf("  round %d: RSS %d MiB before, %d MiB touched, %d MiB %d ms after munmap%s; "
+                        + "committed estimate %d MiB, reported %d blocks; re-touch: %s%n", i + 1, before >> 20, touched >> 20,
+                        now >> 20, backMillis[i], now > limit ? " (NOT back within 32 MiB + 5 %)" : "",
+                        memory.committedBytes() >> 20, memory.reportedBlocks(),
+                        nonZero == 0 ? "zeros" : nonZero + " pages NOT zero");
+            }
+        }
+        out.printf("map, touch %d GiB, munmap: RSS back within 32 MiB + 5 %% after median %d ms (%s), delay %d ms%n", gib,
+                median(backMillis), range(backMillis), delayMs);
+    }
+
+    static long rss() {
+        try {
+            String[] f = Files.readString(Path.of("/proc/self/statm")).trim().split(" ");
+            return Long.parseLong(f[1]) * PhysicalMemory.PAGE_SIZE;
+        } catch (IOException e) {
+            throw new IllegalStateException("no /proc/self/statm", e);
+        }
+    }
+
+    private static long median(long[] v) {
+        long[] s = v.clone();
+        Arrays.sort(s);
+        return s[s.length / 2];
+    }
+
+    private static String range(long[] v) {
+        return Arrays.stream(v).min().getAsLong() + "-" + Arrays.stream(v).max().getAsLong();
+    }
+}
