@@ -217,7 +217,8 @@ class HostBackingTest {
             }, "parked-with-a-full-cache");
             worker.start();
             freed.await();
-            await(() -> memory.cachedFrameCount() == 0, "the parked thread's cache is drained (" + memory.cachedFrameCount() + ")");
+            await(() -> memory.cachedFrameCount() == 0,
+                    "the parked thread's cache is drained (" + memory.cachedFrameCount() + ")");
             await(() -> memory.reportedBlocks() >= 4, "its four blocks merge and are reported (" + memory.reportedBlocks() + ")");
             assertTrue(memory.committedBytes() <= 2 * BLOCK, "committed estimate " + (memory.committedBytes() >> 10) + " KiB");
             release.countDown();
