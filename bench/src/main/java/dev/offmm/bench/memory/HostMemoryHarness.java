@@ -32,13 +32,15 @@ public final class HostMemoryHarness {
         int repeat = 5;
         long touchGib = 1;
         long delayMs = PhysicalMemory.DEFAULT_REPORT_DELAY.toMillis();
+        PhysicalMemory.Discard discard = PhysicalMemory.Discard.DONTNEED;
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--repeat" -> repeat = Integer.parseInt(args[++i]);
                 case "--gib" -> touchGib = Long.parseLong(args[++i]);
                 case "--delay-ms" -> delayMs = Long.parseLong(args[++i]);
+                case "--discard" -> discard = PhysicalMemory.Discard.valueOf(args[++i]);
                 default -> {
-                    System.err.println("usage: offmm memory [--repeat N] [--gib G] [--delay-ms D]");
+                    System.err.println("usage: offmm memory [--repeat N] [--gib G] [--delay-ms D] [--discard DONTNEED|FREE]");
                     System.exit(2);
                 }
             }
@@ -49,7 +51,7 @@ public final class HostMemoryHarness {
         PrintStream out = System.out;
         out.printf("offmm memory: %d repetitions; RSS from /proc/self/statm%n", repeat);
         create(out, repeat);
-        giveBack(out, repeat, touchGib, delayMs);
+        giveBack(out, repeat, touchGib, delayMs, discard);
     }
 
     private static void create(PrintStream out, int repeat) {
@@ -73,14 +75,30 @@ public final class HostMemoryHarness {
                 median(rssKib), range(rssKib));
     }
 
-    private static void giveBack(PrintStream out, int repeat, long gib, long delayMs) throws InterruptedException {
+    private static void giveBack(PrintStream out, int repeat, long gib, long delayMs, PhysicalMemory.Discard discard)
+            throws InterruptedException {
         long bytes = gib << 30;
         long[] backMillis = new long[repeat];
+        long[] retouch = new long[repeat];
         try (PhysicalMemory memory = PhysicalMemory.builder().bytes(bytes + (256 * MIB))
-                .reportFreeAfter(Duration.ofMillis(delayMs)).build();
+                .reportFreeAfter(Duration.ofMillis(delayMs)).discard(discard).build();
              AddressSpace as = AddressSpace.create(memory, VmConfig.builder().build());
              Mmu mmu = as.attach()) {
+            // Warm-up: the JIT's code and the JVM's own growth are not what the rounds measure.
+            for (int w = 0; w < 3; w++) {
+                long a = as.mmap(0, 64 * MIB, Prot.READ | Prot.WRITE, MapFlags.NONE);
+                for (long off = 0; off < 64 * MIB; off += PhysicalMemory.PAGE_SIZE) {
+                    mmu.putLong(a + off, off | 1);
+                    mmu.getLong(a + off + 8);
+                }
+                as.munmap(a, 64 * MIB);
+            }
             for (int i = 0; i < repeat; i++) {
+                // Start from a settled memory: the previous round's re-touch given back too.
+                long settle = System.nanoTime();
+                while (memory.committedBytes() > 64 * MIB && System.nanoTime() - settle < 20_000_000_000L) {
+                    Thread.sleep(20);
+                }
                 long before = rss();
                 long a = as.mmap(0, bytes, Prot.READ | Prot.WRITE, MapFlags.NONE);
                 for (long off = 0; off < bytes; off += PhysicalMemory.PAGE_SIZE) {
@@ -96,21 +114,27 @@ public final class HostMemoryHarness {
                     now = rss();
                 }
                 backMillis[i] = (System.nanoTime() - t) / 1_000_000;
+                long committed = memory.committedBytes();
                 long a2 = as.mmap(0, bytes, Prot.READ | Prot.WRITE, MapFlags.NONE);
                 long nonZero = 0;
+                long t2 = System.nanoTime();
                 for (long off = 0; off < bytes; off += PhysicalMemory.PAGE_SIZE) {
+                    mmu.putLong(a2 + off, 1); // a write fault; the rest of the page must be zeros
                     nonZero += mmu.getLong(a2 + off + 8) != 0 ? 1 : 0;
                 }
+                retouch[i] = (System.nanoTime() - t2) / 1_000_000;
                 as.munmap(a2, bytes);
                 out.printf("  round %d: RSS %d MiB before, %d MiB touched, %d MiB %d ms after munmap%s; "
-                        + "committed estimate %d MiB, reported %d blocks; re-touch: %s%n", i + 1, before >> 20, touched >> 20,
-                        now >> 20, backMillis[i], now > limit ? " (NOT back within 32 MiB + 5 %)" : "",
-                        memory.committedBytes() >> 20, memory.reportedBlocks(),
+                        + "committed estimate then %d MiB, reported %d blocks so far; re-touch: %s%n", i + 1, before >> 20,
+                        touched >> 20, now >> 20, backMillis[i], now > limit ? " (NOT back within 32 MiB + 5 %)" : "",
+                        committed >> 20, memory.reportedBlocks(),
                         nonZero == 0 ? "zeros" : nonZero + " pages NOT zero");
             }
         }
-        out.printf("map, touch %d GiB, munmap: RSS back within 32 MiB + 5 %% after median %d ms (%s), delay %d ms%n", gib,
-                median(backMillis), range(backMillis), delayMs);
+        long[] touchMs = retouch;
+        out.printf("map, touch %d GiB, munmap: RSS back within 32 MiB + 5 %% after median %d ms (%s), delay %d ms, %s;"
+                + " touching it again: median %d ms (%s)%n", gib, median(backMillis), range(backMillis), delayMs, discard,
+                median(touchMs), range(touchMs));
     }
 
     static long rss() {

@@ -15,6 +15,7 @@ import org.openjdk.jmh.annotations.Measurement;
 import org.openjdk.jmh.annotations.Mode;
 import org.openjdk.jmh.annotations.OperationsPerInvocation;
 import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
 import org.openjdk.jmh.annotations.Scope;
 import org.openjdk.jmh.annotations.Setup;
 import org.openjdk.jmh.annotations.State;
@@ -30,7 +31,9 @@ import java.util.concurrent.TimeUnit;
  * Access costs through a per-thread {@link Mmu}: a TLB hit ({@code getLong}/{@code putLong} on
  * one page), a TLB miss that walks (strided over 4096 resident pages, far more than the 64 TLB
  * entries, so every access walks), and a pinned page's segment, each beside
- * {@code MemorySegment.get} on a plain segment in the same run.
+ * {@code MemorySegment.get} on a plain segment in the same run; and random reads over 256 MiB,
+ * where the TLB misses almost always. {@code hostHugePages}: the physical memory's frame region is
+ * advised {@code MADV_HUGEPAGE}, so the host backs it with 2 MiB pages (the plain segment is not).
  */
 @BenchmarkMode(Mode.AverageTime)
 @OutputTimeUnit(TimeUnit.NANOSECONDS)
@@ -41,6 +44,11 @@ import java.util.concurrent.TimeUnit;
 public class AccessBenchmark {
     private static final int PAGES = 4096;
     private static final int STEPS = 1024;
+    private static final long BIG = 256L << 20;
+
+    /** Whether the frame region is backed by host huge pages. */
+    @Param({"false", "true"})
+    public boolean hostHugePages;
 
     private PhysicalMemory memory;
     private AddressSpace as;
@@ -51,18 +59,26 @@ public class AccessBenchmark {
     private MemorySegment plain;
     private long base;
     private long offset;
+    private long bigBase;
+    private MemorySegment bigPlain;
+    private long seed = 0x9E3779B97F4A7C15L;
 
     /** Maps and touches 16 MiB, pins one page, attaches this thread. */
     @Setup(Level.Trial)
     public void setUp() {
-        memory = PhysicalMemory.create(64L << 20);
+        memory = PhysicalMemory.builder().bytes(BIG + (128L << 20)).hostHugePages(hostHugePages).build();
         as = AddressSpace.create(memory, VmConfig.defaults());
         mmu = as.attach();
         base = as.mmap(0, (long) PAGES * 4096, Prot.READ | Prot.WRITE, MapFlags.POPULATE);
+        bigBase = as.mmap(0, BIG, Prot.READ | Prot.WRITE, MapFlags.NONE);
+        for (long off = 0; off < BIG; off += 4096) {
+            mmu.putLong(bigBase + off, off); // a frame of its own for every page, not the zero page
+        }
         pinned = mmu.pin(base, true);
         pinnedSegment = pinned.segment();
         arena = Arena.ofShared();
         plain = arena.allocate((long) PAGES * 4096, 4096);
+        bigPlain = arena.allocate(BIG, 4096);
     }
 
     /** Unpins, detaches, closes (verifying no leak). */
@@ -87,6 +103,27 @@ public class AccessBenchmark {
     public void tlbHitPutLong() {
         offset = (offset + 8) & 4095;
         mmu.putLong(base + offset, offset);
+    }
+
+    private long nextRandomOffset() {
+        long x = seed;
+        x ^= x << 13;
+        x ^= x >>> 7;
+        x ^= x << 17;
+        seed = x;
+        return x & (BIG - 8);
+    }
+
+    /** Random longs over 256 MiB through the Mmu: TLB misses and walks, cache misses. */
+    @Benchmark
+    public long randomGetLong() {
+        return mmu.getLong(bigBase + nextRandomOffset());
+    }
+
+    /** Baseline for the random reads: a plain 256 MiB shared-arena segment. */
+    @Benchmark
+    public long segmentRandomGetLong() {
+        return bigPlain.get(ValueLayout.JAVA_LONG, nextRandomOffset());
     }
 
     /** Baseline for the hits: a long from a plain shared-arena segment. */
