@@ -10,7 +10,12 @@ import dev.offmm.offheap.frame.FrameAllocator;
 public final class FrameSource {
     /** How long one reclaim attempt under pressure waits for a grace period. */
     private static final long RECLAIM_WAIT_NANOS = 50_000_000L;
-    private static final int RECLAIM_ATTEMPTS = 4;
+    /**
+     * How long an allocation keeps reclaiming before it reports exhaustion: attempts go on while
+     * frames are being released and this budget lasts, because under pressure other threads may
+     * take each released batch first (8 threads on 2 cores lost 4 races in a row).
+     */
+    private static final long RECLAIM_BUDGET_NANOS = 200_000_000L;
 
     private final FrameAllocator frames;
     private final Reclaimer reclaimer;
@@ -40,8 +45,12 @@ public final class FrameSource {
         // per release, so the fast path reads a line that is almost always in its cache.
         long released = reclaimer.releasedFrames();
         long pfn = take(zeroed);
-        for (int tries = 0; pfn == FrameAllocator.NO_FRAME && tries < RECLAIM_ATTEMPTS
-                && reclaimer.reclaimUnderPressure(released, RECLAIM_WAIT_NANOS); tries++) {
+        if (pfn != FrameAllocator.NO_FRAME) {
+            return pfn;
+        }
+        long deadline = System.nanoTime() + RECLAIM_BUDGET_NANOS;
+        while (pfn == FrameAllocator.NO_FRAME && System.nanoTime() - deadline < 0
+                && reclaimer.reclaimUnderPressure(released, Math.min(RECLAIM_WAIT_NANOS, deadline - System.nanoTime()))) {
             // Frames released meanwhile went to the releasing thread's cache, which the next
             // allocation drains if it must.
             released = reclaimer.releasedFrames();
