@@ -7,6 +7,7 @@ import dev.offmm.core.reclaim.EpochSlot;
 import dev.offmm.core.reclaim.Reclaimer;
 
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.util.Objects;
 
 /**
@@ -17,7 +18,7 @@ import java.util.Objects;
  * is one translation path and one fault entry.
  *
  * <h2>Translation</h2>
- * A direct-mapped TLB of {@value #TLB_ENTRIES} 4 KiB and {@value #HUGE_TLB_ENTRIES} 2 MiB
+ * A 2-way set-associative TLB of {@value #TLB_ENTRIES} 4 KiB and {@value #HUGE_TLB_ENTRIES} 2 MiB
  * translations. A hit costs a tag compare; a miss walks the page table without locks (acquire
  * loads, like a hardware walker); an absent or read-only entry enters the fault handler and
  * retries, so a write to a zero page or to a page made writable again just works. A store that
@@ -197,6 +198,16 @@ public final class Mmu extends TlbContext implements AutoCloseable {
      */
     public void read(long va, byte[] dst, int off, int len) {
         Objects.checkFromIndexSize(off, len, dst.length);
+        if (len > 0 && len <= Entries.PAGE_SIZE - Entries.pageOffset(va)) {
+            // Within one page: one translation and one copy, no batch, no array segment.
+            long pa = translate(va, false);
+            try {
+                MemorySegment.copy(region, ValueLayout.JAVA_BYTE, pa, dst, off, len);
+            } finally {
+                exit();
+            }
+            return;
+        }
         bulk.copy(va, MemorySegment.ofArray(dst), off, len, false);
     }
 
@@ -207,21 +218,51 @@ public final class Mmu extends TlbContext implements AutoCloseable {
      */
     public void write(long va, byte[] src, int off, int len) {
         Objects.checkFromIndexSize(off, len, src.length);
+        if (len > 0 && len <= Entries.PAGE_SIZE - Entries.pageOffset(va)) {
+            long pa = translate(va, true);
+            try {
+                MemorySegment.copy(src, off, region, ValueLayout.JAVA_BYTE, pa, len);
+            } finally {
+                exit();
+            }
+            return;
+        }
         bulk.copy(va, MemorySegment.ofArray(src), off, len, true);
     }
 
     /** Copies {@code dst.byteSize()} bytes at {@code va} into {@code dst}; faults as the byte[] form does. */
     public void read(long va, MemorySegment dst) {
-        bulk.copy(va, dst, 0, dst.byteSize(), false);
+        long len = dst.byteSize();
+        if (len > 0 && len <= Entries.PAGE_SIZE - Entries.pageOffset(va)) {
+            long pa = translate(va, false);
+            try {
+                MemorySegment.copy(region, pa, dst, 0, len);
+            } finally {
+                exit();
+            }
+            return;
+        }
+        bulk.copy(va, dst, 0, len, false);
     }
 
     /** Copies all of {@code src} to {@code va}; faults as the byte[] form does. */
     public void write(long va, MemorySegment src) {
-        bulk.copy(va, src, 0, src.byteSize(), true);
+        long len = src.byteSize();
+        if (len > 0 && len <= Entries.PAGE_SIZE - Entries.pageOffset(va)) {
+            long pa = translate(va, true);
+            try {
+                MemorySegment.copy(src, 0, region, pa, len);
+            } finally {
+                exit();
+            }
+            return;
+        }
+        bulk.copy(va, src, 0, len, true);
     }
 
     /**
-     * For tests in this package: {@code hook} runs inside every bulk copy's access, after its
+     * For tests in this package: {@code hook} runs inside every bulk copy's access that crosses a
+     * page (a copy within one page takes the single-page path, without the hook), after its
      * first page is translated and before its bytes move, to hold an access open on purpose.
      */
     void afterFirstBulkTranslationForTesting(Runnable hook) {

@@ -33,8 +33,12 @@ import java.util.Arrays;
  * {@link EpochSlot#enterOpaque} and {@link Reclaimer}.
  */
 abstract sealed class TlbContext permits Mmu {
-    /** 4 KiB TLB entries. */
-    static final int TLB_ENTRIES = 64;
+    /** Sets of the 4 KiB TLB. */
+    static final int TLB_SETS = 256;
+    /** Ways per set. */
+    static final int TLB_WAYS = 2;
+    /** 4 KiB TLB entries: 512, 2 MiB of reach; 16 KiB of arrays, one 64-byte line per set. */
+    static final int TLB_ENTRIES = TLB_SETS * TLB_WAYS;
     /** 2 MiB TLB entries. */
     static final int HUGE_TLB_ENTRIES = 16;
 
@@ -49,8 +53,21 @@ abstract sealed class TlbContext permits Mmu {
      * {@link #resync}, which keeps the TLB if the generation saved by {@link #quiesce} still holds.
      */
     private static final long QUIESCED_GEN = Long.MIN_VALUE + 1;
-    /** Longs per 4 KiB TLB entry: read tag, write tag, frame offset, padding to a power of two. */
-    private static final int ENTRY_SHIFT = 2;
+    /**
+     * Longs per set: way 0's read tag, write tag and frame, way 1's, the way to replace next, and
+     * padding to a power of two (64 bytes, one cache line).
+     */
+    private static final int SET_SHIFT = 3;
+    private static final int WAY1 = 3;
+    private static final int VICTIM = 6;
+    /**
+     * Every tag carries this context's flush epoch above bit {@value}: a flush bumps the epoch
+     * and so drops every entry at once, with no array to clear (a tag is a page number + 1 plus
+     * the epoch; a page number is below 2^35, so bits 36 and up are free).
+     */
+    private static final int EPOCH_SHIFT = 36;
+    /** After this many flushes the arrays are cleared and the epoch starts again. */
+    private static final long MAX_EPOCH = (1L << (63 - EPOCH_SHIFT)) - 1;
     private static final boolean FENCE = Reclaimer.READERS_FENCE;
 
     final Mm mm;
@@ -62,12 +79,19 @@ abstract sealed class TlbContext permits Mmu {
     private final VmCounters.Local counts;
     private final PtlSlot ptlSlot;
     /**
-     * Direct-mapped TLB, one array so a hit touches one object and one line: entry {@code e}
-     * holds the read tag {@code vpn + 1} (0 is empty) at {@code e}, the write tag (set only for
-     * writable translations) at {@code e + 1} and the frame offset at {@code e + 2}.
+     * The 4 KiB TLB, 2-way set-associative, one array so a hit touches one object and one line:
+     * set {@code s} starts at {@code e = s << SET_SHIFT}; each way holds the read tag
+     * ({@code vpn + tagBase}), the write tag (set only for writable translations) and the frame
+     * offset; {@code e + VICTIM} names the way the next fill replaces.
      */
-    private final long[] tlb = new long[TLB_ENTRIES << ENTRY_SHIFT];
+    private final long[] tlb = new long[TLB_SETS << SET_SHIFT];
+    /** 2 MiB entries: tag ({@code vhpn + tagBase}), frame offset with {@code TLB_WRITE}. */
     private final long[] hugeTlb = new long[HUGE_TLB_ENTRIES * 2];
+    /** The paging-structure caches, valid for the epoch like the TLB. */
+    private final WalkCache walkCache;
+    /** Added to a page number to form a tag: 1 (0 stays empty) plus the flush epoch. */
+    private long tagBase = 1;
+    private long epoch;
     /** This context's slot in the reclaimer; a detached one once the context is closed. */
     private EpochSlot slot;
     /** The generation the TLB is valid for; NO_GEN: the next access flushes it; or QUIESCED_GEN. */
@@ -88,6 +112,7 @@ abstract sealed class TlbContext permits Mmu {
         this.counts = mm.counters().local();
         this.ptlSlot = new PtlSlot(counts, Vma.nextStripe());
         this.slot = reclaimer.register();
+        this.walkCache = new WalkCache(mm, entries);
     }
 
     /** The generation this context's translations are valid for; read by {@link BulkCopy}. */
@@ -109,12 +134,17 @@ abstract sealed class TlbContext permits Mmu {
         }
         enter();
         long vpn = va >>> Entries.PAGE_SHIFT;
-        int e = ((int) vpn & (TLB_ENTRIES - 1)) << ENTRY_SHIFT;
+        long tag = vpn + tagBase;
+        int e = ((int) vpn & (TLB_SETS - 1)) << SET_SHIFT;
+        int w = write ? 1 : 0;
         long[] t = tlb;
         // A write hits only a writable translation: the write tag is set for those alone, so the
         // permission check is the tag compare itself (write is a constant once inlined).
-        if (t[write ? e + 1 : e] == vpn + 1) {
+        if (t[e + w] == tag) {
             return t[e + 2] | (va & PAGE_MASK);
+        }
+        if (t[e + WAY1 + w] == tag) {
+            return t[e + WAY1 + 2] | (va & PAGE_MASK);
         }
         return translateSlowPath(va, write);
     }
@@ -170,9 +200,15 @@ abstract sealed class TlbContext permits Mmu {
         slot.enterOpaque(gen);
     }
 
+    /** Drops every translation and cached table: a new epoch, so no old tag matches. */
     final void flushTlb() {
-        Arrays.fill(tlb, 0);
-        Arrays.fill(hugeTlb, 0);
+        if (++epoch > MAX_EPOCH) {
+            Arrays.fill(tlb, 0);
+            Arrays.fill(hugeTlb, 0);
+            walkCache.clear();
+            epoch = 0;
+        }
+        tagBase = (epoch << EPOCH_SHIFT) + 1;
         flushes++;
     }
 
@@ -183,7 +219,7 @@ abstract sealed class TlbContext permits Mmu {
         }
         long vhpn = va >>> Entries.PMD_SHIFT;
         int h = (int) (vhpn & (HUGE_TLB_ENTRIES - 1)) << 1;
-        if (hugeTlb[h] == vhpn + 1 && (!write || (hugeTlb[h + 1] & TLB_WRITE) != 0)) {
+        if (hugeTlb[h] == vhpn + tagBase && (!write || (hugeTlb[h + 1] & TLB_WRITE) != 0)) {
             return (hugeTlb[h + 1] & ~PAGE_MASK) | (va & HUGE_MASK);
         }
         misses++;
@@ -248,18 +284,14 @@ abstract sealed class TlbContext permits Mmu {
      * of any table it can reach.
      */
     private long walk(long va, boolean write) {
-        long pmdE = entries.lookupPmd(mm.pgd(), va);
-        if (pmdE < 0) {
-            return -1;
-        }
-        long pmd = entries.getAcquire(pmdE);
+        long pmd = walkCache.pmd(va, tagBase);
         if (Pte.present(pmd) && Pte.huge(pmd)) {
             if (write && !Pte.writable(pmd)) {
                 return -1;
             }
             long vhpn = va >>> Entries.PMD_SHIFT;
             int h = (int) (vhpn & (HUGE_TLB_ENTRIES - 1)) << 1;
-            hugeTlb[h] = vhpn + 1;
+            hugeTlb[h] = vhpn + tagBase;
             hugeTlb[h + 1] = Entries.physical(Pte.pfn(pmd), 0) | (Pte.writable(pmd) ? TLB_WRITE : 0);
             return Entries.physical(Pte.pfn(pmd), va & HUGE_MASK);
         }
@@ -270,12 +302,40 @@ abstract sealed class TlbContext permits Mmu {
         if (!Pte.present(pte) || (write && !Pte.writable(pte))) {
             return -1;
         }
-        long vpn = va >>> Entries.PAGE_SHIFT;
-        int e = ((int) vpn & (TLB_ENTRIES - 1)) << ENTRY_SHIFT;
-        tlb[e] = vpn + 1;
-        tlb[e + 1] = Pte.writable(pte) ? vpn + 1 : 0;
-        tlb[e + 2] = Entries.physical(Pte.pfn(pte), 0);
+        fill(va >>> Entries.PAGE_SHIFT, Entries.physical(Pte.pfn(pte), 0), Pte.writable(pte));
         return Entries.physical(Pte.pfn(pte), va & PAGE_MASK);
+    }
+
+    /** Whether a read tag is empty or from an earlier epoch. */
+    private boolean stale(long tag) {
+        return tag == 0 || tag >>> EPOCH_SHIFT != epoch;
+    }
+
+    /**
+     * Installs a translation of page {@code vpn}: in the way that already holds the page if one
+     * does (a permission change must not leave two entries), else in an empty or stale way, else
+     * in the set's victim, which then alternates (a cheap not-most-recently-filled rule).
+     */
+    private void fill(long vpn, long frame, boolean writable) {
+        long tag = vpn + tagBase;
+        int e = ((int) vpn & (TLB_SETS - 1)) << SET_SHIFT;
+        long[] t = tlb;
+        int way;
+        if (t[e] == tag) {
+            way = 0;
+        } else if (t[e + WAY1] == tag) {
+            way = WAY1;
+        } else if (stale(t[e])) {
+            way = 0;
+        } else if (stale(t[e + WAY1])) {
+            way = WAY1;
+        } else {
+            way = (int) t[e + VICTIM];
+            t[e + VICTIM] = way == 0 ? WAY1 : 0;
+        }
+        t[e + way] = tag;
+        t[e + way + 1] = writable ? tag : 0;
+        t[e + way + 2] = frame;
     }
 
     /** Drops every translation: the next access starts with an empty TLB. */

@@ -300,7 +300,8 @@ class MmuTest {
                             throw new AssertionError(e);
                         }
                     });
-                    mmu.read(a, new byte[(int) PAGE], 0, (int) PAGE);
+                    // Two pages: a copy within one page takes the single-page path, which has no hook.
+                    mmu.read(a, new byte[(int) PAGE + 16], 0, (int) PAGE + 16);
                 }
             });
             owner.start();

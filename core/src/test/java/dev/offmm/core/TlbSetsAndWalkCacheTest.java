@@ -1,0 +1,125 @@
+package dev.offmm.core;
+
+import dev.offmm.offheap.PhysicalMemory;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+
+import java.util.concurrent.CyclicBarrier;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+
+/**
+ * Stale translations aimed at the set-associative TLB and the paging-structure caches: pages that
+ * share a set (and evict each other), a 2 MiB region whose PTE table is cached and then freed by
+ * an munmap and replaced by a new table under a new mapping, and a 1 GiB region whose PMD table
+ * goes the same way. Each check reads through a context that cached the old structures, in the
+ * unmapping thread and in another one, and must see the new mapping's values, never the old.
+ */
+class TlbSetsAndWalkCacheTest {
+    private static final long PAGE = 4096;
+    private static final long SET_STRIDE = TlbContext.TLB_SETS * PAGE;
+    private static final long REGION = 2L << 20;
+    private PhysicalMemory memory;
+    private long free;
+
+    @BeforeEach
+    void setUp() {
+        memory = PhysicalMemory.create(64L << 20);
+        free = memory.freeFrameCount();
+    }
+
+    @AfterEach
+    void tearDown() {
+        memory.zone().frames().drainCurrentThread();
+        memory.zone().frames().reapDeadCaches();
+        memory.zone().lockSlab().shrink();
+        long now = memory.freeFrameCount();
+        memory.close();
+        assertEquals(free, now, "every frame returned");
+    }
+
+    static Stream<VmConfig> modes() {
+        return Modes.all();
+    }
+
+    @ParameterizedTest
+    @MethodSource("modes")
+    void shouldKeepEveryWayOfASetRightAcrossEvictionAndRemap(VmConfig config) {
+        try (AddressSpace as = AddressSpace.create(memory, config); Mmu mmu = as.attach()) {
+            int n = TlbContext.TLB_WAYS + 2; // more pages than ways in one set
+            long a = as.mmap(0, n * SET_STRIDE, Prot.READ | Prot.WRITE, MapFlags.NONE);
+            for (int round = 0; round < 3; round++) {
+                for (int i = 0; i < n; i++) {
+                    mmu.putLong(a + i * SET_STRIDE, round * 100L + i);
+                }
+                for (int rep = 0; rep < 2; rep++) {
+                    for (int i = 0; i < n; i++) {
+                        assertEquals(round * 100L + i, mmu.getLong(a + i * SET_STRIDE), "page " + i + " of the set");
+                    }
+                }
+                // Replace one page of the set with a fresh mapping: the way holding it must not survive.
+                as.munmap(a + SET_STRIDE, PAGE);
+                as.mmap(a + SET_STRIDE, PAGE, Prot.READ | Prot.WRITE, MapFlags.FIXED);
+                assertEquals(0, mmu.getLong(a + SET_STRIDE), "the remapped page reads zeros");
+                assertEquals(round * 100L, mmu.getLong(a), "its neighbour in the set is unchanged");
+            }
+            as.munmap(a, n * SET_STRIDE);
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("modes")
+    void shouldNotWalkThroughAFreedPteOrPmdTable(VmConfig config) throws Exception {
+        try (AddressSpace as = AddressSpace.create(memory, config); Mmu mmu = as.attach()) {
+            // A 2 MiB region alone in its 1 GiB: unmapping it frees its PTE table and its PMD table.
+            long a = as.mmap(1L << 32, REGION, Prot.READ | Prot.WRITE, MapFlags.FIXED);
+            AtomicReference<Throwable> failure = new AtomicReference<>();
+            CyclicBarrier step = new CyclicBarrier(2);
+            long[] expected = new long[1];
+            Thread other = new Thread(() -> {
+                try (Mmu theirs = as.attach()) {
+                    for (int round = 0; round < 4; round++) {
+                        step.await(); // main wrote the region
+                        for (long off = 0; off < REGION; off += 64 * PAGE) {
+                            assertEquals(expected[0] + off, theirs.getLong(a + off), "round " + round + " at +" + off);
+                        }
+                        step.await(); // main may unmap now
+                    }
+                } catch (Throwable e) {
+                    failure.set(e);
+                    step.reset();
+                }
+            }, "reader-with-cached-tables");
+            other.start();
+            for (int round = 0; round < 4; round++) {
+                expected[0] = (round + 1) * 1_000_000L;
+                for (long off = 0; off < REGION; off += 64 * PAGE) {
+                    mmu.putLong(a + off, expected[0] + off);
+                }
+                step.await();
+                step.await();
+                for (long off = 0; off < REGION; off += 64 * PAGE) {
+                    assertEquals(expected[0] + off, mmu.getLong(a + off), "own context, round " + round);
+                }
+                as.munmap(a, REGION);
+                // Reuse the freed frames (the old tables among them) for data, so that a walk
+                // through a stale cached table would read this pattern, not a new table.
+                long scratch = as.mmap(0, REGION, Prot.READ | Prot.WRITE, MapFlags.NONE);
+                for (long off = 0; off < REGION; off += 8) {
+                    mmu.putLong(scratch + off, 0x5ca7_c400_0000_0001L);
+                }
+                as.mmap(a, REGION, Prot.READ | Prot.WRITE, MapFlags.FIXED);
+                assertEquals(0, mmu.getLong(a), "a fresh mapping behind the cached tables reads zeros");
+                as.munmap(scratch, REGION);
+            }
+            other.join();
+            assertNull(failure.get(), () -> "the other context: " + failure.get());
+            as.munmap(a, REGION);
+        }
+    }
+}
