@@ -53,19 +53,18 @@ abstract sealed class TlbContext permits Mmu {
      * {@link #resync}, which keeps the TLB if the generation saved by {@link #quiesce} still holds.
      */
     private static final long QUIESCED_GEN = Long.MIN_VALUE + 1;
-    /**
-     * Longs per set: way 0's read tag, write tag and frame, way 1's, the way to replace next, and
-     * padding to a power of two (64 bytes, one cache line).
-     */
+    /** Longs per set: way 0's read tag, write tag, frame, way 1's, the victim, padding (64 bytes). */
     private static final int SET_SHIFT = 3;
     private static final int WAY1 = 3;
     private static final int VICTIM = 6;
     /**
-     * Every tag carries this context's flush epoch above bit {@value}: a flush bumps the epoch
-     * and so drops every entry at once, with no array to clear (a tag is a page number + 1 plus
-     * the epoch; a page number is below 2^35, so bits 36 and up are free).
+     * The 2 MiB entries' and the walk caches' tags carry the flush epoch above bit {@value}, so a
+     * flush drops them at once. The 4 KiB entries keep plain tags ({@code vpn + 1}) for the hot
+     * compare; a flush clears the sets filled since the last one (all if there were many).
      */
     private static final int EPOCH_SHIFT = 36;
+    /** Filled sets a flush clears one by one; beyond this it clears the whole array. */
+    private static final int TRACKED_FILLS = 64;
     /** After this many flushes the arrays are cleared and the epoch starts again. */
     private static final long MAX_EPOCH = (1L << (63 - EPOCH_SHIFT)) - 1;
     private static final boolean FENCE = Reclaimer.READERS_FENCE;
@@ -81,15 +80,16 @@ abstract sealed class TlbContext permits Mmu {
     /**
      * The 4 KiB TLB, 2-way set-associative, one array so a hit touches one object and one line:
      * set {@code s} starts at {@code e = s << SET_SHIFT}; each way holds the read tag
-     * ({@code vpn + tagBase}), the write tag (set only for writable translations) and the frame
-     * offset; {@code e + VICTIM} names the way the next fill replaces.
+     * ({@code vpn + 1}, 0 empty), the write tag (set only for writable translations) and the
+     * frame offset; {@code e + VICTIM} names the way the next fill replaces.
      */
     private final long[] tlb = new long[TLB_SETS << SET_SHIFT];
-    /** 2 MiB entries: tag ({@code vhpn + tagBase}), frame offset with {@code TLB_WRITE}. */
+    private final int[] filledSets = new int[TRACKED_FILLS];
+    private int fills;
+    /** 2 MiB entries: tag ({@code vhpn + tagBase}), frame offset | {@code TLB_WRITE}. */
     private final long[] hugeTlb = new long[HUGE_TLB_ENTRIES * 2];
-    /** The paging-structure caches, valid for the epoch like the TLB. */
+    /** The paging-structure caches; {@code tagBase}: 1 (0 stays empty) plus the flush epoch. */
     private final WalkCache walkCache;
-    /** Added to a page number to form a tag: 1 (0 stays empty) plus the flush epoch. */
     private long tagBase = 1;
     private long epoch;
     /** This context's slot in the reclaimer; a detached one once the context is closed. */
@@ -134,7 +134,7 @@ abstract sealed class TlbContext permits Mmu {
         }
         enter();
         long vpn = va >>> Entries.PAGE_SHIFT;
-        long tag = vpn + tagBase;
+        long tag = vpn + 1;
         int e = ((int) vpn & (TLB_SETS - 1)) << SET_SHIFT;
         int w = write ? 1 : 0;
         long[] t = tlb;
@@ -143,9 +143,7 @@ abstract sealed class TlbContext permits Mmu {
         if (t[e + w] == tag) {
             return t[e + 2] | (va & PAGE_MASK);
         }
-        if (t[e + WAY1 + w] == tag) {
-            return t[e + WAY1 + 2] | (va & PAGE_MASK);
-        }
+        // Way 1 is looked at out of line: the inlined hit path stays as small as a direct-mapped one.
         return translateSlowPath(va, write);
     }
 
@@ -200,10 +198,20 @@ abstract sealed class TlbContext permits Mmu {
         slot.enterOpaque(gen);
     }
 
-    /** Drops every translation and cached table: a new epoch, so no old tag matches. */
+    /**
+     * Drops every translation and cached table: the sets filled since the last flush are
+     * cleared (all of them if more than {@code TRACKED_FILLS}), and a new epoch drops the rest.
+     */
     final void flushTlb() {
-        if (++epoch > MAX_EPOCH) {
+        if (fills > TRACKED_FILLS) {
             Arrays.fill(tlb, 0);
+        } else {
+            for (int i = 0; i < fills; i++) {
+                Arrays.fill(tlb, filledSets[i], filledSets[i] + (1 << SET_SHIFT), 0L);
+            }
+        }
+        fills = 0;
+        if (++epoch > MAX_EPOCH) {
             Arrays.fill(hugeTlb, 0);
             walkCache.clear();
             epoch = 0;
@@ -213,6 +221,11 @@ abstract sealed class TlbContext permits Mmu {
     }
 
     private long translateSlowPath(long va, boolean write) {
+        long vpn = va >>> Entries.PAGE_SHIFT;
+        int set = ((int) vpn & (TLB_SETS - 1)) << SET_SHIFT;
+        if (tlb[set + WAY1 + (write ? 1 : 0)] == vpn + 1) {
+            return tlb[set + WAY1 + 2] | (va & PAGE_MASK);
+        }
         if (va < 0 || va >= Entries.USER_END) {
             slot.exitRelease();
             throw new FaultException(FaultException.Kind.MAPERR, va, write);
@@ -306,28 +319,27 @@ abstract sealed class TlbContext permits Mmu {
         return Entries.physical(Pte.pfn(pte), va & PAGE_MASK);
     }
 
-    /** Whether a read tag is empty or from an earlier epoch. */
-    private boolean stale(long tag) {
-        return tag == 0 || tag >>> EPOCH_SHIFT != epoch;
-    }
-
     /**
      * Installs a translation of page {@code vpn}: in the way that already holds the page if one
-     * does (a permission change must not leave two entries), else in an empty or stale way, else
-     * in the set's victim, which then alternates (a cheap not-most-recently-filled rule).
+     * does (a permission change must not leave two entries), else in an empty way, else in the
+     * set's victim, which then alternates (a cheap not-most-recently-filled rule).
      */
     private void fill(long vpn, long frame, boolean writable) {
-        long tag = vpn + tagBase;
+        long tag = vpn + 1;
         int e = ((int) vpn & (TLB_SETS - 1)) << SET_SHIFT;
         long[] t = tlb;
+        if (fills < TRACKED_FILLS) {
+            filledSets[fills] = e;
+        }
+        fills++;
         int way;
         if (t[e] == tag) {
             way = 0;
         } else if (t[e + WAY1] == tag) {
             way = WAY1;
-        } else if (stale(t[e])) {
+        } else if (t[e] == 0) {
             way = 0;
-        } else if (stale(t[e + WAY1])) {
+        } else if (t[e + WAY1] == 0) {
             way = WAY1;
         } else {
             way = (int) t[e + VICTIM];

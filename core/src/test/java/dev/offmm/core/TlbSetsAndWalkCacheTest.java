@@ -7,6 +7,7 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
 import java.util.concurrent.CyclicBarrier;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.stream.Stream;
 
@@ -63,10 +64,23 @@ class TlbSetsAndWalkCacheTest {
                     }
                 }
                 // Replace one page of the set with a fresh mapping: the way holding it must not survive.
-                as.munmap(a + SET_STRIDE, PAGE);
-                as.mmap(a + SET_STRIDE, PAGE, Prot.READ | Prot.WRITE, MapFlags.FIXED);
-                assertEquals(0, mmu.getLong(a + SET_STRIDE), "the remapped page reads zeros");
-                assertEquals(round * 100L, mmu.getLong(a), "its neighbour in the set is unchanged");
+                // Scratch pages whose tables exist already: their next faults take data frames.
+                long scratch = as.mmap(0, 16 * PAGE, Prot.READ | Prot.WRITE, MapFlags.NONE);
+                mmu.putLong(scratch + 15 * PAGE, -1L);
+                long last = a + (n - 1) * SET_STRIDE;
+                assertEquals(round * 100L + n - 1, mmu.getLong(last), "read just now: its way is in the TLB");
+                as.munmap(last, PAGE);
+                // The freed frame comes back zeroed; a scratch page takes it and writes a pattern,
+                // so that a stale way would read the pattern rather than a lucky zero.
+                for (long off = 0; off < 15 * PAGE; off += PAGE) {
+                    for (long w = 0; w < PAGE; w += 8) {
+                        mmu.putLong(scratch + off + w, -1L);
+                    }
+                }
+                as.mmap(last, PAGE, Prot.READ | Prot.WRITE, MapFlags.FIXED);
+                assertEquals(0, mmu.getLong(last), "the remapped page reads zeros");
+                as.munmap(scratch, 16 * PAGE);
+                assertEquals(round * 100L + n - 2, mmu.getLong(last - SET_STRIDE), "its neighbour in the set is unchanged");
             }
             as.munmap(a, n * SET_STRIDE);
         }
@@ -84,11 +98,11 @@ class TlbSetsAndWalkCacheTest {
             Thread other = new Thread(() -> {
                 try (Mmu theirs = as.attach()) {
                     for (int round = 0; round < 4; round++) {
-                        step.await(); // main wrote the region
+                        step.await(10, TimeUnit.SECONDS); // main wrote the region
                         for (long off = 0; off < REGION; off += 64 * PAGE) {
                             assertEquals(expected[0] + off, theirs.getLong(a + off), "round " + round + " at +" + off);
                         }
-                        step.await(); // main may unmap now
+                        step.await(10, TimeUnit.SECONDS); // main may unmap now
                     }
                 } catch (Throwable e) {
                     failure.set(e);
@@ -101,8 +115,9 @@ class TlbSetsAndWalkCacheTest {
                 for (long off = 0; off < REGION; off += 64 * PAGE) {
                     mmu.putLong(a + off, expected[0] + off);
                 }
-                step.await();
-                step.await();
+                // A failure of the other thread breaks or times out these: the test fails, never hangs.
+                step.await(10, TimeUnit.SECONDS);
+                step.await(10, TimeUnit.SECONDS);
                 for (long off = 0; off < REGION; off += 64 * PAGE) {
                     assertEquals(expected[0] + off, mmu.getLong(a + off), "own context, round " + round);
                 }

@@ -57,6 +57,10 @@ public class CacheReadBenchmark {
         @Param({"uniform", "zipf"})
         public String distribution;
 
+        /** Whether offmm's frame region is backed by host huge pages ({@code MADV_HUGEPAGE}). */
+        @Param({"false"})
+        public boolean hostHugePages;
+
         PhysicalMemory memory;
         AddressSpace as;
         long base;
@@ -67,7 +71,8 @@ public class CacheReadBenchmark {
         @Setup(Level.Trial)
         public void setUp() {
             long huge = PhysicalMemory.HUGE_PAGE_SIZE;
-            memory = PhysicalMemory.create(((size + huge - 1) & -huge) + (64L << 20));
+            memory = PhysicalMemory.builder().bytes(((size + huge - 1) & -huge) + (64L << 20))
+                    .hostHugePages(hostHugePages).build();
             as = AddressSpace.create(memory, VmConfig.defaults());
             base = as.mmap(0, size, Prot.READ | Prot.WRITE, MapFlags.NONE);
             try (Mmu mmu = as.attach()) {
