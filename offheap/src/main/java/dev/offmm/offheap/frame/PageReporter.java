@@ -12,7 +12,8 @@ import java.util.concurrent.locks.LockSupport;
  * Free page reporting ({@code mm/page_reporting.c}): free order-9 blocks that stay free for
  * {@code delay} are given back to the host, so offmm's memory costs the host only what it holds.
  *
- * <p>One daemon thread per physical memory, parked while every free 2 MiB block is reported;
+ * <p>One daemon thread per physical memory, parked while every free 2 MiB block is reported (it
+ * wakes once a second to look for frames parked in idle caches);
  * the buddy wakes it when an unreported one appears. A pass runs every quarter of the delay and
  * stamps the blocks it finds free with its number (in the head's private word); a block still
  * free four passes later, so free for at least the delay and at most 1.25 times it, is reported
@@ -40,6 +41,8 @@ final class PageReporter implements Runnable {
     private static final int AGE_PASSES = 4;
     /** Shortest pause between passes that leave blocks behind (delay 0, failing host calls). */
     private static final long MIN_INTERVAL_NANOS = TimeUnit.MILLISECONDS.toNanos(1);
+    /** Longest sleep of an idle reporter before it looks at the caches again. */
+    private static final long IDLE_LOOK_NANOS = TimeUnit.SECONDS.toNanos(1);
 
     private final BuddyAllocator buddy;
     /** The allocator whose idle caches a pass drains; null for a bare buddy (tests). */
@@ -132,8 +135,10 @@ final class PageReporter implements Runnable {
             if (buddy.unreportedHugeBlocks() == 0) {
                 idle = true;
                 // Re-checked after the flag: a block freed meanwhile unparks (the permit stays).
+                // The park is timed: frames freed into a cache wake nobody (the free path stays
+                // untouched), so the caches are looked at again at least every IDLE_LOOK_NANOS.
                 if (buddy.unreportedHugeBlocks() == 0 && !stopped) {
-                    LockSupport.park(this);
+                    LockSupport.parkNanos(this, Math.max(intervalNanos, IDLE_LOOK_NANOS));
                 }
                 idle = false;
                 continue;
