@@ -1,5 +1,6 @@
 package dev.offmm.bench.memory;
 
+import dev.offmm.bench.stat.LiveCounters;
 import dev.offmm.core.AddressSpace;
 import dev.offmm.core.MapFlags;
 import dev.offmm.core.Mmu;
@@ -7,10 +8,7 @@ import dev.offmm.core.Prot;
 import dev.offmm.core.VmConfig;
 import dev.offmm.offheap.PhysicalMemory;
 
-import java.io.IOException;
 import java.io.PrintStream;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Arrays;
 
@@ -138,12 +136,11 @@ public final class HostMemoryHarness {
     }
 
     static long rss() {
-        try {
-            String[] f = Files.readString(Path.of("/proc/self/statm")).trim().split(" ");
-            return Long.parseLong(f[1]) * PhysicalMemory.PAGE_SIZE;
-        } catch (IOException e) {
-            throw new IllegalStateException("no /proc/self/statm", e);
+        long bytes = LiveCounters.processRssBytes();
+        if (bytes == 0) {
+            throw new IllegalStateException("no /proc/self/statm: this harness needs Linux");
         }
+        return bytes;
     }
 
     private static long median(long[] v) {

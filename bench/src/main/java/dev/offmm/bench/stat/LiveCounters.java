@@ -144,7 +144,7 @@ public final class LiveCounters implements AutoCloseable {
      * The process's resident set from {@code /proc/self/statm} (its second field, in pages), or 0
      * where there is none: what the host actually holds, beside offmm's own estimate.
      */
-    static long processRssBytes() {
+    public static long processRssBytes() {
         try {
             String[] f = Files.readString(Path.of("/proc/self/statm")).trim().split(" ");
             return Long.parseLong(f[1]) * PhysicalMemory.PAGE_SIZE;
