@@ -11,6 +11,13 @@ public final class Advice {
     /** Forbid transparent huge pages in the range (recorded on the VMA). */
     public static final int NOHUGEPAGE = 15;
 
+    /**
+     * Collapse every 2 MiB-aligned part of the range into huge pages now ({@code MADV_COLLAPSE}):
+     * the present 4 KiB pages are copied into a fresh 2 MiB frame (absent ones read as zero).
+     * Works whatever the {@link Thp} policy, but not in {@link #NOHUGEPAGE} or hugetlb VMAs.
+     */
+    public static final int COLLAPSE = 25;
+
     private Advice() {
     }
 
@@ -21,6 +28,7 @@ public final class Advice {
             case WILLNEED -> "WILLNEED";
             case HUGEPAGE -> "HUGEPAGE";
             case NOHUGEPAGE -> "NOHUGEPAGE";
+            case COLLAPSE -> "COLLAPSE";
             default -> "advice " + advice;
         };
     }

@@ -34,6 +34,9 @@ final class CheckMm {
         f.put("accerr", t[VmCounters.FAULT_ACCERR]);
         f.put("oom", t[VmCounters.FAULT_OOM]);
         f.put("mmapLockFallback", t[VmCounters.FAULT_MMAP_LOCK_FALLBACK]);
+        f.put("thp", t[VmCounters.FAULT_THP]);
+        f.put("hugetlb", t[VmCounters.FAULT_HUGETLB]);
+        f.put("thpFallback", t[VmCounters.THP_FALLBACK]);
         Map<LockClass, Long> acq = new EnumMap<>(LockClass.class);
         Map<LockClass, Long> cont = new EnumMap<>(LockClass.class);
         for (LockClass k : LockClass.values()) {
@@ -47,7 +50,8 @@ final class CheckMm {
                 Collections.unmodifiableMap(acq), Collections.unmodifiableMap(cont),
                 t[VmCounters.TLB_FLUSHES], t[VmCounters.TABLE_RACES_LOST], pendingFrames, t[VmCounters.PAGES_ALLOCATED],
                 t[VmCounters.PAGES_FREED], t[VmCounters.TABLES_ALLOCATED], t[VmCounters.TABLES_FREED],
-                t[VmCounters.GRACE_PERIODS]);
+                t[VmCounters.GRACE_PERIODS], t[VmCounters.HUGE_PAGES], t[VmCounters.THP_SPLIT],
+                t[VmCounters.THP_COLLAPSE]);
     }
 
     /**
@@ -69,6 +73,9 @@ final class CheckMm {
         long tables = c[VmCounters.PTE_TABLES] + c[VmCounters.PMD_TABLES] + c[VmCounters.PUD_TABLES];
         if (tables != 0) {
             bad.add("pgtables_bytes=" + tables * Entries.PAGE_SIZE);
+        }
+        if (c[VmCounters.HUGE_PAGES] != 0) {
+            bad.add("huge pages mapped=" + c[VmCounters.HUGE_PAGES]);
         }
         if (c[VmCounters.FRAMES_HELD] != 0) {
             bad.add("frames held=" + c[VmCounters.FRAMES_HELD]);

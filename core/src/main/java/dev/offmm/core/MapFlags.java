@@ -14,8 +14,14 @@ public final class MapFlags {
     public static final int POPULATE = 1 << 2;
     /** Reserve no commit charge; offmm reserves none anyway (like overcommit_memory=1). */
     public static final int NORESERVE = 1 << 3;
+    /**
+     * Map 2 MiB pages only ({@code MAP_HUGETLB}): the length and a {@code FIXED} address must be
+     * multiples of 2 MiB, every fault maps a 2 MiB frame (a read too, as hugetlbfs does) and never
+     * falls back to 4 KiB pages, and munmap, mprotect and madvise may not cut a 2 MiB page.
+     */
+    public static final int HUGETLB = 1 << 4;
     /** Every valid bit. */
-    public static final int ALL = FIXED | FIXED_NOREPLACE | POPULATE | NORESERVE;
+    public static final int ALL = FIXED | FIXED_NOREPLACE | POPULATE | NORESERVE | HUGETLB;
 
     private MapFlags() {
     }

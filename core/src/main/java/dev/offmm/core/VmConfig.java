@@ -11,8 +11,10 @@ import dev.offmm.offheap.Checks;
  * @param splitPtlockCpus the CPU count from which AUTO splits (default 2: split on any machine with more than
  *                        one CPU; see {@link LockMode#AUTO})
  * @param maxMapCount     the most VMAs an address space may have (default 65530, like vm.max_map_count)
+ * @param thp             when write faults map transparent huge pages (default {@link Thp#MADVISE})
  */
-public record VmConfig(LockMode lockMode, boolean debugLocks, int nrCpus, int splitPtlockCpus, int maxMapCount) {
+public record VmConfig(LockMode lockMode, boolean debugLocks, int nrCpus, int splitPtlockCpus, int maxMapCount,
+                       Thp thp) {
 
     /** Validates. */
     public VmConfig {
@@ -22,6 +24,9 @@ public record VmConfig(LockMode lockMode, boolean debugLocks, int nrCpus, int sp
         Checks.inRange("nrCpus", nrCpus, 1, 1 << 16);
         Checks.inRange("splitPtlockCpus", splitPtlockCpus, 1, 1 << 16);
         Checks.inRange("maxMapCount", maxMapCount, 1, Integer.MAX_VALUE);
+        if (thp == null) {
+            throw new IllegalArgumentException("thp=null (expected NEVER, MADVISE or ALWAYS)");
+        }
     }
 
     /** The defaults: AUTO, inline locks, this machine's CPU count. */
@@ -49,6 +54,7 @@ public record VmConfig(LockMode lockMode, boolean debugLocks, int nrCpus, int sp
         private int nrCpus = Runtime.getRuntime().availableProcessors();
         private int splitPtlockCpus = 2;
         private int maxMapCount = 65530;
+        private Thp thp = Thp.MADVISE;
 
         private Builder() {
         }
@@ -83,9 +89,15 @@ public record VmConfig(LockMode lockMode, boolean debugLocks, int nrCpus, int sp
             return this;
         }
 
+        /** The transparent-huge-page policy. */
+        public Builder thp(Thp value) {
+            this.thp = value;
+            return this;
+        }
+
         /** Builds and validates. */
         public VmConfig build() {
-            return new VmConfig(lockMode, debugLocks, nrCpus, splitPtlockCpus, maxMapCount);
+            return new VmConfig(lockMode, debugLocks, nrCpus, splitPtlockCpus, maxMapCount, thp);
         }
     }
 }

@@ -11,7 +11,9 @@ public final class VmException extends RuntimeException {
         /** {@code FIXED_NOREPLACE} over an existing mapping. */
         EEXIST,
         /** An address below {@code mmap_min_addr}. */
-        EPERM
+        EPERM,
+        /** Try again: a collapse found a pinned page, or contexts held the range too long. */
+        EAGAIN
     }
 
     private final Code code;

@@ -13,7 +13,9 @@ import java.util.Map;
  * @param pudTableBytes      bytes of PUD tables (the PGD is not counted, as in the kernel)
  * @param vmaCount           VMAs
  * @param faults             resolved and failed faults by kind, in this order: zero, anon, cow,
- *                           reuse, spurious, maperr, accerr, oom, mmapLockFallback
+ *                           reuse, spurious, maperr, accerr, oom, mmapLockFallback, thp (write faults that
+ *                           mapped a transparent huge page), hugetlb, thpFallback (THP-eligible faults that
+ *                           mapped 4 KiB pages for want of a 2 MiB frame)
  * @param lockAcquisitions   page-table lock acquisitions per lock class, counted with debug locks
  *                           only (as {@code CONFIG_LOCK_STAT}): 0 with inline locks
  * @param lockContentions    contended acquisitions per lock class
@@ -25,12 +27,15 @@ import java.util.Map;
  * @param tablesAllocated    page tables allocated, ever (the PGD aside)
  * @param tablesFreed        page tables destroyed and freed, ever
  * @param gracePeriods       unmap batches released after their grace period, ever
+ * @param hugePages          2 MiB entries mapped now (THP and hugetlb; each also counts 512 in {@code rssPages})
+ * @param thpSplits          huge entries split into PTE tables, ever (partial munmap, mprotect, DONTNEED)
+ * @param thpCollapses       PTE tables collapsed into huge entries, ever ({@link Advice#COLLAPSE})
  */
 public record VmStats(long rssPages, long pteTableBytes, long pmdTableBytes, long pudTableBytes, long vmaCount,
                       Map<String, Long> faults, Map<LockClass, Long> lockAcquisitions,
                       Map<LockClass, Long> lockContentions, long tlbFlushes, long tableRacesLost,
                       long pendingFreeFrames, long pagesAllocated, long pagesFreed, long tablesAllocated,
-                      long tablesFreed, long gracePeriods) {
+                      long tablesFreed, long gracePeriods, long hugePages, long thpSplits, long thpCollapses) {
 
     /** Page-table bytes of the PTE and PMD levels (and PUD), the kernel's {@code mm_pgtables_bytes}. */
     public long pageTableBytes() {

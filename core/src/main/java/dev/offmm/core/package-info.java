@@ -11,6 +11,7 @@
  *   mm        Mm (mm_struct: data) and its counters
  *   pgtable   entry format, layout and descent, table frames, populate, the lock helpers
  *   walk      walk_page_range and ptdump (MmWalkOps / MmWalk are API)
+ *   huge      2 MiB pages: THP and hugetlb faults, huge entries and their split
  *   unmap     mmu_gather, zap, change_protection, free_pgtables
  *   fault     the fault entry (VMA-lock policy) and handle_mm_fault
  *   ops       mmap / munmap / mprotect / madvise, and MmServices, where the services are built
@@ -18,7 +19,7 @@
  *   support   an entry point for tests and tools outside this module
  * </pre>
  * A package may import any package below it, never one above. The leaf API types of this package
- * ({@code Prot}, {@code MapFlags}, {@code Advice}, {@code LockMode}, {@code VmConfig},
+ * ({@code Prot}, {@code MapFlags}, {@code Advice}, {@code LockMode}, {@code VmConfig}, {@code Thp},
  * {@code VmException}, {@code FaultException}) import nothing from core and may be imported
  * from anywhere. Only {@code dev.offmm.core} and {@code dev.offmm.core.walk} are exported; every
  * other package is internal, its classes public only so that the layers above can use them.

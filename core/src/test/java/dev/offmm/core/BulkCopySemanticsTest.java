@@ -135,7 +135,8 @@ class BulkCopySemanticsTest {
 
     @Test
     void shouldListFaultKindsInTheDocumentedOrder() {
-        assertEquals(List.of("zero", "anon", "cow", "reuse", "spurious", "maperr", "accerr", "oom", "mmapLockFallback"),
+        assertEquals(List.of("zero", "anon", "cow", "reuse", "spurious", "maperr", "accerr", "oom", "mmapLockFallback",
+                        "thp", "hugetlb", "thpFallback"),
                 List.copyOf(as.stats().faults().keySet()));
     }
 }

@@ -34,7 +34,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class LayeringTest {
     /** Core's layers, bottom first: a package may depend on its own layer and those before it. */
-    static final List<String> CORE_LAYERS = List.of("reclaim", "vma", "mm", "pgtable", "walk", "unmap", "fault", "ops",
+    static final List<String> CORE_LAYERS = List.of("reclaim", "vma", "mm", "pgtable", "walk", "huge", "unmap", "fault", "ops",
             "", "support");
     /** Offheap's layers, bottom first. */
     static final List<String> OFFHEAP_LAYERS = List.of("host", "page", "inject", "frame", "lock", "zone", "");
@@ -43,7 +43,7 @@ class LayeringTest {
      * import them (core's value types, offheap's LockClass and argument checks).
      */
     static final Set<String> LEAF_TYPES = Set.of("dev.offmm.core.Prot", "dev.offmm.core.MapFlags", "dev.offmm.core.Advice",
-            "dev.offmm.core.LockMode", "dev.offmm.core.VmConfig", "dev.offmm.core.VmException",
+            "dev.offmm.core.LockMode", "dev.offmm.core.VmConfig", "dev.offmm.core.Thp", "dev.offmm.core.VmException",
             "dev.offmm.core.FaultException", "dev.offmm.offheap.LockClass", "dev.offmm.offheap.Checks");
     /** The classes that own a VarHandle over their layout (off-heap records, or their own shared fields). */
     static final Set<String> VARHANDLE_OWNERS = Set.of("dev.offmm.offheap.page.MemMap", "dev.offmm.offheap.lock.LockRecord",

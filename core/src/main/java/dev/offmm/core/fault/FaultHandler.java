@@ -1,6 +1,7 @@
 package dev.offmm.core.fault;
 
 import dev.offmm.core.Prot;
+import dev.offmm.core.huge.HugeFault;
 import dev.offmm.core.mm.Mm;
 import dev.offmm.core.mm.VmCounters;
 import dev.offmm.core.pgtable.Entries;
@@ -26,14 +27,14 @@ import dev.offmm.offheap.page.MemMap;
  */
 public final class FaultHandler {
     /** Resolved. */
-    public static final int OK = 0;
+    public static final int OK = HugeFault.OK;
     /** No VMA at the address. */
     public static final int MAPERR = 1;
     /** The VMA forbids the access. */
     public static final int ACCERR = 2;
     /** No memory for a page or a table. */
-    public static final int OOM = 3;
-    private static final int RETRY = 4;
+    public static final int OOM = HugeFault.OOM;
+    private static final int RETRY = HugeFault.RETRY;
 
     private static final long ZERO_PTE = Pte.mkZero(PhysicalMemory.ZERO_PFN);
 
@@ -43,13 +44,16 @@ public final class FaultHandler {
     private final PtlHelpers ptl;
     private final FrameSource pages;
     private final MemMap map;
+    private final HugeFault huge;
 
     /**
      * The fault handler of {@code mm}: tables populated through {@code pgtables}, locked with
-     * {@code ptl}, data pages from {@code pages}.
+     * {@code ptl}, data pages from {@code pages}, 2 MiB pages through {@code huge}.
      */
-    public FaultHandler(Mm mm, Entries entries, PgtableAlloc pgtables, PtlHelpers ptl, FrameSource pages, MemMap map) {
+    public FaultHandler(Mm mm, Entries entries, PgtableAlloc pgtables, PtlHelpers ptl, FrameSource pages, MemMap map,
+                        HugeFault huge) {
         this.mm = mm;
+        this.huge = huge;
         this.entries = entries;
         this.pgtables = pgtables;
         this.ptl = ptl;
@@ -76,9 +80,29 @@ public final class FaultHandler {
         return r;
     }
 
+    /**
+     * Down to the PMD entry, which is read once: a hugetlb VMA, an empty entry where a THP may
+     * go (write faults only), or a huge entry are handled at this level; anything else, or a
+     * THP fallback, goes on to the PTE.
+     */
     private int walkAndFault(Vma vma, long va, boolean write, PtlSlot slot) {
         long pmdE = pgtables.pmdAlloc(mm.pgd(), va, slot.counts);
-        if (pmdE < 0 || pgtables.pteAlloc(pmdE, slot.counts) != PgtableAlloc.OK) {
+        if (pmdE < 0) {
+            return OOM;
+        }
+        if (vma.hugetlb()) {
+            return huge.hugetlb(vma, pmdE, write, slot.counts);
+        }
+        long pmd = entries.getAcquire(pmdE);
+        if (Pte.none(pmd) && write && huge.thpSuitable(vma, va)) {
+            int r = huge.anonymous(vma, pmdE, slot.counts);
+            if (r != HugeFault.FALLBACK) {
+                return r;
+            }
+        } else if (Pte.huge(pmd)) {
+            return huge.onHuge(vma, pmdE, pmd, write, slot.counts);
+        }
+        if (pgtables.pteAlloc(pmdE, slot.counts) != PgtableAlloc.OK) {
             return OOM;
         }
         return handlePteFault(vma, pmdE, va, write, slot);

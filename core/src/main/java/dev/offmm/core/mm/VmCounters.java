@@ -63,8 +63,20 @@ public final class VmCounters {
     public static final int TLB_FLUSHES = 19;
     /** Populate races lost: a table built and destroyed because another thread installed one. */
     public static final int TABLE_RACES_LOST = 20;
+    /** Huge (2 MiB) entries mapped now, THP and hugetlb. */
+    public static final int HUGE_PAGES = 21;
+    /** Write faults that mapped a transparent huge page. */
+    public static final int FAULT_THP = 22;
+    /** Faults that mapped a hugetlb page. */
+    public static final int FAULT_HUGETLB = 23;
+    /** THP-eligible faults that fell back to 4 KiB pages (no order-9 frame, or no table to deposit). */
+    public static final int THP_FALLBACK = 24;
+    /** Huge entries split into PTE tables. */
+    public static final int THP_SPLIT = 25;
+    /** PTE tables collapsed into huge entries. */
+    public static final int THP_COLLAPSE = 26;
     /** Lock acquisitions of {@link LockClass} {@code k}: {@code LOCK_ACQUISITIONS + k.ordinal()} (debug locks only). */
-    public static final int LOCK_ACQUISITIONS = 21;
+    public static final int LOCK_ACQUISITIONS = 27;
     /** Contended lock acquisitions of {@link LockClass} {@code k}: {@code LOCK_CONTENTIONS + k.ordinal()}. */
     public static final int LOCK_CONTENTIONS = LOCK_ACQUISITIONS + LockClass.values().length;
     /** How many counters. */

@@ -3,6 +3,7 @@ package dev.offmm.core.ops;
 import dev.offmm.core.Advice;
 import dev.offmm.core.MapFlags;
 import dev.offmm.core.Prot;
+import dev.offmm.core.Thp;
 import dev.offmm.core.VmException;
 import dev.offmm.core.fault.FaultHandler;
 import dev.offmm.core.mm.Mm;
@@ -27,22 +28,33 @@ import java.util.concurrent.locks.Lock;
  * <p>Deviation from Linux, on purpose: madvise over a range with holes fails with ENOMEM
  * without advising the mapped parts (Linux advises them and then fails), so that an error never
  * leaves a partial change.
+ *
+ * <p>Huge pages: a {@link MapFlags#HUGETLB} mapping needs a 2 MiB-multiple length (and a 2 MiB
+ * aligned {@code FIXED} address), and no munmap, mprotect or madvise may cut one of its 2 MiB
+ * pages (EINVAL, as for hugetlbfs). Mappings of 2 MiB or more are placed 2 MiB-aligned when THP
+ * is not {@link Thp#NEVER} ({@code thp_get_unmapped_area}), so that their huge pages line up.
  */
 public final class MapOps {
     /** The lowest address mmap may use ({@code vm.mmap_min_addr}). */
     public static final long MMAP_MIN_ADDR = 1L << 16;
     private static final long USER_END = Entries.USER_END;
     private static final long PAGE = Entries.PAGE_SIZE;
+    private static final long HUGE_MASK = Entries.PMD_MASK;
 
     private final Mm mm;
     private final VmaTree vmas;
     private final Zap zap;
     private final FreePgtables freePgtables;
     private final FaultHandler faults;
+    private final Collapse collapse;
 
-    /** The operations of {@code mm}: leaves through {@code zap}, tables through {@code freePgtables}. */
-    public MapOps(Mm mm, Zap zap, FreePgtables freePgtables, FaultHandler faults) {
+    /**
+     * The operations of {@code mm}: leaves through {@code zap}, tables through
+     * {@code freePgtables}, collapses through {@code collapse}.
+     */
+    MapOps(Mm mm, Zap zap, FreePgtables freePgtables, FaultHandler faults, Collapse collapse) {
         this.mm = mm;
+        this.collapse = collapse;
         this.vmas = mm.vmas();
         this.zap = zap;
         this.freePgtables = freePgtables;
@@ -53,7 +65,7 @@ public final class MapOps {
         return (length + PAGE - 1) & -PAGE;
     }
 
-    private static IllegalArgumentException einval(String what) {
+    static IllegalArgumentException einval(String what) {
         return new IllegalArgumentException("EINVAL: " + what);
     }
 
@@ -69,6 +81,10 @@ public final class MapOps {
             throw einval("flags=0x" + Integer.toHexString(flags) + " (unknown bits 0x"
                     + Integer.toHexString(flags & ~MapFlags.ALL) + ")");
         }
+        boolean hugetlb = (flags & MapFlags.HUGETLB) != 0;
+        if (hugetlb && (length & HUGE_MASK) != 0) {
+            throw einval("length=" + length + " (expected a multiple of 2 MiB with HUGETLB)");
+        }
         long len = pageAlign(length);
         if (len <= 0 || len > USER_END - MMAP_MIN_ADDR) {
             throw new VmException(VmException.Code.ENOMEM, "length=" + length + " exceeds the user address space");
@@ -78,6 +94,9 @@ public final class MapOps {
         if (fixed) {
             if ((addr & (PAGE - 1)) != 0) {
                 throw einval("addr=0x" + Long.toHexString(addr) + " (expected a multiple of 4096 with FIXED)");
+            }
+            if (hugetlb && (addr & HUGE_MASK) != 0) {
+                throw einval("addr=0x" + Long.toHexString(addr) + " (expected a multiple of 2 MiB with FIXED and HUGETLB)");
             }
             if (addr < MMAP_MIN_ADDR) {
                 throw new VmException(VmException.Code.EPERM, "addr=0x" + Long.toHexString(addr)
@@ -104,12 +123,13 @@ public final class MapOps {
                 doMunmap(start, start + len);
             } else {
                 checkMapCount(1);
-                start = findFreeRange(addr, len);
+                boolean alignHuge = hugetlb || (len >= Entries.PMD_SIZE && mm.config().thp() != Thp.NEVER);
+                start = findFreeRange(addr, len, alignHuge ? Entries.PMD_SIZE : PAGE);
             }
-            int vmFlags = (flags & MapFlags.NORESERVE) != 0 ? Vma.VM_NORESERVE : 0;
+            int vmFlags = ((flags & MapFlags.NORESERVE) != 0 ? Vma.VM_NORESERVE : 0) | (hugetlb ? Vma.VM_HUGETLB : 0);
             vmas.replace(start, start + len, List.of(new Vma(start, start + len, prot, vmFlags)));
             if ((flags & MapFlags.POPULATE) != 0 && Prot.readable(prot)) {
-                populate(start, start + len, Prot.writable(prot));
+                populate(start, start + len, Prot.writable(prot), hugetlb ? Entries.PMD_SIZE : PAGE);
             }
             return start;
         } finally {
@@ -127,12 +147,12 @@ public final class MapOps {
      * {@code MAP_POPULATE}: faults every page in, stopping quietly at the first failure (as Linux
      * does: the mapping stays). Called with mmap_lock held for write, so no VMA lock is needed.
      */
-    private void populate(long start, long end, boolean write) {
+    private void populate(long start, long end, boolean write, long step) {
         Vma vma = vmas.find(start);
         VmCounters.Local counts = mm.counters().local();
         PtlSlot slot = new PtlSlot(counts, 0);
         try {
-            for (long va = start; va < end; va += PAGE) {
+            for (long va = start; va < end; va += step) {
                 if (faults.handleMmFault(vma, va, write, slot) != FaultHandler.OK) {
                     return;
                 }
@@ -142,10 +162,13 @@ public final class MapOps {
         }
     }
 
-    /** The highest free gap of {@code len} below the user end, or the hint if it is free. */
-    private long findFreeRange(long hint, long len) {
+    /**
+     * The highest free gap of {@code len} below the user end, starting at a multiple of
+     * {@code align}, or the hint (rounded down to {@code align}) if it is free.
+     */
+    private long findFreeRange(long hint, long len, long align) {
         if (hint != 0) {
-            long h = hint & -PAGE;
+            long h = hint & -align;
             if (h >= MMAP_MIN_ADDR && h <= USER_END - len && vmas.overlapping(h, h + len).isEmpty()) {
                 return h;
             }
@@ -153,9 +176,10 @@ public final class MapOps {
         Vma[] array = vmas.snapshot();
         long top = USER_END;
         for (int i = array.length - 1; i >= -1; i--) {
-            long bottom = i >= 0 ? array[i].end : MMAP_MIN_ADDR;
-            if (top - bottom >= len && top - len >= MMAP_MIN_ADDR) {
-                return top - len;
+            long bottom = Math.max(i >= 0 ? array[i].end : MMAP_MIN_ADDR, MMAP_MIN_ADDR);
+            long at = (top - len) & -align;
+            if (top - len >= bottom && at >= bottom) {
+                return at;
             }
             if (i >= 0) {
                 top = array[i].start;
@@ -201,6 +225,7 @@ public final class MapOps {
         if (old.isEmpty()) {
             return;
         }
+        HugetlbRanges.checkCuts("munmap", old, start, end);
         for (Vma v : old) {
             v.writeLockAndDetach();
         }
@@ -246,6 +271,7 @@ public final class MapOps {
         try {
             mm.ensureOpen();
             List<Vma> old = covering("mprotect", addr, end);
+            HugetlbRanges.checkCuts("mprotect", old, addr, end);
             for (Vma v : old) {
                 v.writeLockAndDetach();
             }
@@ -261,8 +287,8 @@ public final class MapOps {
     /** {@code madvise}: see {@link dev.offmm.core.AddressSpace#madvise}. */
     public void madvise(long addr, long length, int advice) {
         if (advice != Advice.DONTNEED && advice != Advice.WILLNEED && advice != Advice.HUGEPAGE
-                && advice != Advice.NOHUGEPAGE) {
-            throw einval("advice=" + advice + " (expected DONTNEED, WILLNEED, HUGEPAGE or NOHUGEPAGE)");
+                && advice != Advice.NOHUGEPAGE && advice != Advice.COLLAPSE) {
+            throw einval("advice=" + advice + " (expected DONTNEED, WILLNEED, HUGEPAGE, NOHUGEPAGE or COLLAPSE)");
         }
         long end = checkRange("madvise", addr, length, false);
         if (end == addr) {
@@ -280,6 +306,7 @@ public final class MapOps {
                     r.unlock();
                 }
             }
+            case Advice.COLLAPSE -> collapse.madvise(addr, end);
             default -> setHugeFlags(addr, end, advice == Advice.HUGEPAGE);
         }
     }
@@ -293,7 +320,7 @@ public final class MapOps {
         r.lock();
         try {
             mm.ensureOpen();
-            covering("madvise", addr, end);
+            HugetlbRanges.checkCuts("madvise", covering("madvise", addr, end), addr, end);
             MmuGather tlb = zap.gather();
             zap.unmapRange(tlb, addr, end);
             tlb.finish();
@@ -308,6 +335,7 @@ public final class MapOps {
         try {
             mm.ensureOpen();
             List<Vma> old = covering("madvise", addr, end);
+            HugetlbRanges.checkCuts("madvise", old, addr, end);
             for (Vma v : old) {
                 v.writeLockAndDetach();
             }
@@ -320,8 +348,12 @@ public final class MapOps {
         }
     }
 
-    /** The VMAs covering {@code [start, end)} without a hole, or ENOMEM. Caller holds mmap_lock. */
     private List<Vma> covering(String op, long start, long end) {
+        return covering(vmas, op, start, end);
+    }
+
+    /** The VMAs covering {@code [start, end)} without a hole, or ENOMEM. Caller holds mmap_lock. */
+    static List<Vma> covering(VmaTree vmas, String op, long start, long end) {
         List<Vma> old = vmas.overlapping(start, end);
         long at = start;
         for (Vma v : old) {

@@ -3,6 +3,8 @@ package dev.offmm.core.ops;
 import dev.offmm.core.VmConfig;
 import dev.offmm.core.fault.FaultEntry;
 import dev.offmm.core.fault.FaultHandler;
+import dev.offmm.core.huge.HugeFault;
+import dev.offmm.core.huge.HugePmd;
 import dev.offmm.core.mm.Mm;
 import dev.offmm.core.mm.VmCounters;
 import dev.offmm.core.pgtable.Entries;
@@ -31,6 +33,7 @@ import dev.offmm.offheap.zone.Zone;
  * @param pgtables     the populate protocol
  * @param reclaimer    grace periods
  * @param pages        order-0 frames, reclaiming under pressure
+ * @param huge         huge entries: their stores and their split
  * @param handler      {@code handle_mm_fault}
  * @param faults       the fault entry with its VMA-lock policy
  * @param zap          zap and change_protection, and the gathers
@@ -39,7 +42,7 @@ import dev.offmm.offheap.zone.Zone;
  */
 public record MmServices(PhysicalMemory memory, Mm mm, Entries entries, PtLocks ptLocks, PtlHelpers ptl,
                          TableAlloc tables, PgtableAlloc pgtables, Reclaimer reclaimer, FrameSource pages,
-                         FaultHandler handler, FaultEntry faults, Zap zap, FreePgtables freePgtables, MapOps ops) {
+                         HugePmd huge, FaultHandler handler, FaultEntry faults, Zap zap, FreePgtables freePgtables, MapOps ops) {
 
     /**
      * Builds an empty address space on {@code memory}: allocates its PGD with
@@ -63,12 +66,16 @@ public record MmServices(PhysicalMemory memory, Mm mm, Entries entries, PtLocks 
         Mm mm = new Mm(id, memory, config, pgd, ptLocks.ptlockPtr(pgd), counters);
         PtlHelpers ptl = new PtlHelpers(ptLocks, entries, counters, splitPte, splitPmd, mm.pageTableLock());
         PgtableAlloc pgtables = new PgtableAlloc(tables, ptl, entries);
-        FaultHandler handler = new FaultHandler(mm, entries, pgtables, ptl, pages, zone.memMap());
+        HugePmd huge = new HugePmd(mm, entries, ptl, tables, zone.frames().huge());
+        HugeFault hugeFaults = new HugeFault(mm, entries, ptl, tables, pages, huge);
+        FaultHandler handler = new FaultHandler(mm, entries, pgtables, ptl, pages, zone.memMap(), hugeFaults);
         FaultEntry faults = new FaultEntry(mm, handler);
-        Zap zap = new Zap(mm, entries, ptl, zone.memMap(), reclaimer, zone.frames(), tables);
+        Zap zap = new Zap(mm, entries, ptl, zone.memMap(), reclaimer, zone.frames(), tables, huge);
         FreePgtables freePgtables = new FreePgtables(mm, entries, ptl);
-        MapOps ops = new MapOps(mm, zap, freePgtables, handler);
-        return new MmServices(memory, mm, entries, ptLocks, ptl, tables, pgtables, reclaimer, pages, handler, faults,
-                zap, freePgtables, ops);
+        Collapse collapse = new Collapse(mm, entries, ptl, tables, pages, huge, zap, reclaimer, zone.memMap(),
+                zone.region());
+        MapOps ops = new MapOps(mm, zap, freePgtables, handler, collapse);
+        return new MmServices(memory, mm, entries, ptLocks, ptl, tables, pgtables, reclaimer, pages, huge, handler,
+                faults, zap, freePgtables, ops);
     }
 }

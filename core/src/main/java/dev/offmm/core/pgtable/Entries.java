@@ -163,6 +163,11 @@ public final class Entries {
         return (long) ENTRY.get(region, entryAddr);
     }
 
+    /** Plain store, into a table no walker can reach yet (or any more): a split's or a collapse's. */
+    public void setPlain(long entryAddr, long value) {
+        ENTRY.set(region, entryAddr, value);
+    }
+
     /**
      * Release store, under the entry's lock: publishes everything written before it (a zeroed
      * table, a zeroed data page) to walkers that load the entry with acquire.

@@ -7,10 +7,11 @@ package dev.offmm.core.pgtable;
  * <pre>
  *   63        52 51                              12 11  10   9   8  7  6  5  4  3  2  1  0
  *   +-----------+----------------------------------+---+----+----+--+--+--+--+--+--+--+--+--+
- *   |  unused   |  pfn                             |   | PN | Z  |  |PS|D |A |  |  |U |W |P |
+ *   |  unused   |  pfn                             |HT | PN | Z  |  |PS|D |A |  |  |U |W |P |
  *   +-----------+----------------------------------+---+----+----+--+--+--+--+--+--+--+--+--+
  *   P present, W writable, U user, A accessed, D dirty, PS a huge (2 MiB) leaf at PMD level,
- *   Z software bit: maps the shared zero page, PN software bit: PROT_NONE (not present, frame kept)
+ *   Z software bit: maps the shared zero page, PN software bit: PROT_NONE (not present, frame kept),
+ *   HT software bit, with PS: a hugetlb leaf, which has no deposited PTE table and never splits
  * </pre>
  *
  * A zero word is an empty entry ({@link #none}) at every level. Above the PTE level an entry is
@@ -35,6 +36,8 @@ public final class Pte {
     public static final long SW_ZERO = 1L << 9;
     /** Software: PROT_NONE, not present but still owning its frame. */
     public static final long SW_PROTNONE = 1L << 10;
+    /** Software, on a huge leaf: hugetlb (no deposited table, never split). */
+    public static final long SW_HUGETLB = 1L << 11;
     /** The pfn field. */
     public static final long PFN_MASK = ((1L << 52) - 1) & ~Entries.PAGE_MASK;
 
@@ -81,6 +84,27 @@ public final class Pte {
         return (entry & HUGE) != 0;
     }
 
+    /** A hugetlb leaf. */
+    public static boolean hugetlb(long entry) {
+        return (entry & SW_HUGETLB) != 0;
+    }
+
+    /**
+     * A huge (2 MiB) leaf of frame {@code pfn} with {@link #protBits} {@code protBits}, and
+     * {@link #SW_HUGETLB} if {@code hugetlb}.
+     */
+    public static long mkHuge(long pfn, long protBits, boolean hugetlb) {
+        return (pfn << Entries.PAGE_SHIFT) | protBits | HUGE | (hugetlb ? SW_HUGETLB : 0);
+    }
+
+    /**
+     * The PTE that maps subpage {@code i} of huge leaf {@code huge} after a split: same
+     * protection and dirty bit, not huge.
+     */
+    public static long subpage(long huge, int i) {
+        return ((pfn(huge) + i) << Entries.PAGE_SHIFT) | (huge & ~(PFN_MASK | HUGE | SW_HUGETLB));
+    }
+
     /** An entry pointing at a next-level table. */
     public static long mkTable(long pfn) {
         return (pfn << Entries.PAGE_SHIFT) | PRESENT | WRITE | USER | ACCESSED;
@@ -107,9 +131,9 @@ public final class Pte {
         return PRESENT | USER | ACCESSED | (writable ? WRITE | DIRTY : 0);
     }
 
-    /** Replaces the protection of a leaf, keeping its frame and its zero-page bit. */
+    /** Replaces the protection of a leaf, keeping its frame, its zero-page bit and its size. */
     public static long withProt(long entry, boolean readable, boolean writable) {
-        long keep = entry & (PFN_MASK | SW_ZERO | DIRTY);
+        long keep = entry & (PFN_MASK | SW_ZERO | DIRTY | HUGE | SW_HUGETLB);
         if (!readable && !writable) {
             return keep | SW_PROTNONE | USER;
         }

@@ -105,6 +105,22 @@ public final class PtlHelpers {
     }
 
     /**
+     * {@code lockdep_assert_held} for a huge entry at {@code pmdEntry}: the lock
+     * {@link #hugePteLock} names for it must be held (by this thread with debug locks, by anyone
+     * with inline ones). Every store to a huge entry checks it, so one path taking another lock
+     * for the same entry (the kernel's 2024 hugetlb bug) fails the first time it runs.
+     *
+     * @throws IllegalStateException if it is not held
+     */
+    public void assertHugeLocked(long pmdEntry) {
+        long lock = pmdLockptr(Entries.tableOf(pmdEntry));
+        if (!locks.isHeld(lock)) {
+            throw new IllegalStateException("huge PMD entry at 0x" + Long.toHexString(pmdEntry)
+                    + " changed without the lock hugePteLock names (" + pmdClass() + ")");
+        }
+    }
+
+    /**
      * {@code pte_offset_map_lock}: maps the PTE for {@code va} below the PMD entry at
      * {@code pmdEntry} and takes its table's lock.
      *

@@ -134,6 +134,49 @@ public final class TableAlloc {
         counters.increment(VmCounters.TABLES_FREED);
     }
 
+    /**
+     * {@code pgtable_trans_huge_deposit}: keeps PTE table {@code pteTable} (constructed, empty,
+     * counted as one of the mm's tables) in the struct page of PMD table {@code pmdTable}, for
+     * the split of a huge entry of that table, which then needs no allocation and cannot fail.
+     * A FIFO list, as in the kernel: head in the PMD table's {@code pmd_huge_pte} word, links in
+     * the deposited tables' list words (the head's {@code prev} names the tail); each stored as
+     * {@code pfn + 1}, 0 for none. Called with the PMD table's lock held.
+     */
+    public void deposit(long pmdTable, long pteTable) {
+        long head = map.privatePlain(pmdTable);
+        map.setNextPlain(pteTable, 0);
+        if (head == 0) {
+            map.setPrevPlain(pteTable, pteTable + 1);
+            map.setPrivatePlain(pmdTable, pteTable + 1);
+        } else {
+            long tail = map.prevPlain(head - 1) - 1;
+            map.setNextPlain(tail, pteTable + 1);
+            map.setPrevPlain(head - 1, pteTable + 1);
+        }
+    }
+
+    /**
+     * {@code pgtable_trans_huge_withdraw}: takes the oldest table deposited in PMD table
+     * {@code pmdTable}. Called with that table's lock held.
+     *
+     * @throws IllegalStateException if none is deposited (a huge entry without its table)
+     */
+    public long withdraw(long pmdTable) {
+        long head = map.privatePlain(pmdTable);
+        if (head == 0) {
+            throw new IllegalStateException("PMD table pfn=" + pmdTable + " has no deposited PTE table");
+        }
+        long table = head - 1;
+        long next = map.nextPlain(table);
+        if (next != 0) {
+            map.setPrevPlain(next - 1, map.prevPlain(table));
+        }
+        map.setPrivatePlain(pmdTable, next);
+        map.setNextPlain(table, 0);
+        map.setPrevPlain(table, 0);
+        return table;
+    }
+
     private static int tableCounter(int level) {
         return switch (level) {
             case Entries.PTE -> VmCounters.PTE_TABLES;
@@ -190,6 +233,10 @@ public final class TableAlloc {
                 }
             }
             case Entries.PMD -> {
+                if (map.privatePlain(pfn) != 0) {
+                    throw new IllegalStateException("destructor for PMD table pfn=" + pfn
+                            + " with a deposited PTE table still in it");
+                }
                 if (splitPmd) {
                     ptLocks.ptlockFree(pfn);
                 }

@@ -59,6 +59,28 @@ public final class FrameSource {
         return pfn;
     }
 
+    /**
+     * A zeroed 2 MiB frame ({@link dev.offmm.offheap.frame.HugeFrames#alloc}) or
+     * {@link FrameAllocator#NO_FRAME}. A THP fault ({@code mustHave} false) tries the order-9
+     * lists once and falls back to 4 KiB pages if they are empty; hugetlb and collapse, which
+     * have no fallback, also drain the frame caches and reclaim what waits for a grace period,
+     * within the same budget as an order-0 allocation.
+     */
+    public long allocHuge(boolean mustHave) {
+        long released = reclaimer.releasedFrames();
+        long pfn = frames.huge().alloc(mustHave);
+        if (pfn != FrameAllocator.NO_FRAME || !mustHave) {
+            return pfn;
+        }
+        long deadline = System.nanoTime() + RECLAIM_BUDGET_NANOS;
+        while (pfn == FrameAllocator.NO_FRAME && System.nanoTime() - deadline < 0
+                && reclaimer.reclaimUnderPressure(released, Math.min(RECLAIM_WAIT_NANOS, deadline - System.nanoTime()))) {
+            released = reclaimer.releasedFrames();
+            pfn = frames.huge().alloc(true);
+        }
+        return pfn;
+    }
+
     private long take(boolean zeroed) {
         return zeroed ? frames.allocZeroedFrame() : frames.allocFrame();
     }

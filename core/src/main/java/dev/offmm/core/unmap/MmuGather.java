@@ -112,7 +112,15 @@ public final class MmuGather implements Reclaimer.Batch {
 
     @Override
     public int frames() {
-        return pages.size() + hugePages.size() + tableList.size();
+        return pages.size() + hugeFrames() + tableList.size();
+    }
+
+    private int hugeFrames() {
+        int n = 0;
+        for (int i = 0; i < hugePages.size(); i++) {
+            n += 1 << (int) (hugePages.get(i) & ((1 << ORDER_BITS) - 1));
+        }
+        return n;
     }
 
     /**
@@ -122,11 +130,11 @@ public final class MmuGather implements Reclaimer.Batch {
     @Override
     public void release() {
         frames.putFrames(pages.array(), pages.size(), home);
+        int n = pages.size() + hugeFrames();
         for (int i = 0; i < hugePages.size(); i++) {
-            long v = hugePages.get(i);
-            frames.putFrames(v >>> ORDER_BITS, (int) (v & ((1 << ORDER_BITS) - 1)));
+            // Only 2 MiB pages are gathered above order 0: each subpage is counted on its own.
+            frames.huge().put(hugePages.get(i) >>> ORDER_BITS, home);
         }
-        int n = pages.size() + hugePages.size();
         counters.add(VmCounters.FRAMES_HELD, -n);
         counters.add(VmCounters.PAGES_FREED, n);
         counters.increment(VmCounters.GRACE_PERIODS);

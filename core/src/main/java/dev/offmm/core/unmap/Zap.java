@@ -1,6 +1,8 @@
 package dev.offmm.core.unmap;
 
 import dev.offmm.core.Prot;
+import dev.offmm.core.huge.HugePmd;
+import dev.offmm.core.mm.VmCounters;
 import dev.offmm.core.mm.Mm;
 import dev.offmm.core.pgtable.Entries;
 import dev.offmm.core.pgtable.PtlHelpers;
@@ -10,6 +12,7 @@ import dev.offmm.core.pgtable.TableAlloc;
 import dev.offmm.core.reclaim.Reclaimer;
 import dev.offmm.offheap.frame.FrameAllocator;
 import dev.offmm.offheap.page.MemMap;
+import dev.offmm.offheap.page.PageSize;
 
 /**
  * The leaf work of munmap, madvise(DONTNEED) and mprotect: {@code zap_page_range} and
@@ -20,6 +23,10 @@ import dev.offmm.offheap.page.MemMap;
  * in Linux: they refault zero pages). Faults in neighbouring VMAs may share the tables either
  * way, so every entry is changed under the PTE lock that guards it, and the TLB generation is
  * bumped before that lock is dropped.
+ *
+ * <p>A huge entry wholly inside the range is zapped or reprotected in place, under the PMD lock
+ * ({@code zap_huge_pmd}, {@code change_huge_pmd}); one the range only cuts is split first
+ * ({@link HugePmd#split}) and then handled PTE by PTE.
  */
 public final class Zap {
     private final Mm mm;
@@ -29,10 +36,12 @@ public final class Zap {
     private final Reclaimer reclaimer;
     private final FrameAllocator frames;
     private final TableAlloc tables;
+    private final HugePmd huge;
 
     /** Leaf operations on {@code mm}'s tables; gathers retire to {@code reclaimer}. */
     public Zap(Mm mm, Entries entries, PtlHelpers ptl, MemMap map, Reclaimer reclaimer, FrameAllocator frames,
-               TableAlloc tables) {
+               TableAlloc tables, HugePmd huge) {
+        this.huge = huge;
         this.mm = mm;
         this.entries = entries;
         this.ptl = ptl;
@@ -48,6 +57,12 @@ public final class Zap {
         long apply(MmuGather tlb, long entry);
     }
 
+    /** Operation on a huge entry wholly inside the range, under the PMD lock. */
+    private interface HugeOp {
+        /** Returns the new entry for the huge entry {@code entry} at {@code pmdEntry}. */
+        long apply(MmuGather tlb, long pmdEntry, long entry);
+    }
+
     /** {@code tlb_gather_mmu}: a new gather for one operation. */
     public MmuGather gather() {
         return new MmuGather(mm, reclaimer, frames, tables);
@@ -55,7 +70,19 @@ public final class Zap {
 
     /** {@code zap_page_range}: clears every leaf in {@code [start, end)}, gathering the pages. */
     public void unmapRange(MmuGather tlb, long start, long end) {
-        walkLeaves(tlb, start, end, this::zapLeaf);
+        walkLeaves(tlb, start, end, this::zapLeaf, this::zapHuge);
+    }
+
+    /** {@code zap_huge_pmd}: the frame goes to the gather, and the deposited table with it. */
+    private long zapHuge(MmuGather tlb, long pmdEntry, long entry) {
+        long pfn = Pte.pfn(entry);
+        huge.frames().addMapcounts(pfn, -1);
+        tlb.removePage(pfn, PageSize.HUGE_ORDER);
+        if (!Pte.hugetlb(entry)) {
+            tlb.pteFreeTlb(tables.withdraw(Entries.tableOf(pmdEntry)));
+        }
+        mm.counters().add(VmCounters.HUGE_PAGES, -1);
+        return 0;
     }
 
     private long zapLeaf(MmuGather tlb, long entry) {
@@ -73,16 +100,40 @@ public final class Zap {
     public void changeProtection(MmuGather tlb, long start, long end, int prot) {
         boolean r = Prot.readable(prot);
         boolean w = Prot.writable(prot);
-        walkLeaves(tlb, start, end, (t, entry) -> {
+        LeafOp op = (t, entry) -> {
             long updated = Pte.withProt(entry, r, w);
             if (updated != entry) {
                 t.needFlush();
             }
             return updated;
-        });
+        };
+        walkLeaves(tlb, start, end, op, (t, pmdEntry, entry) -> op.apply(t, entry));
     }
 
-    private void walkLeaves(MmuGather tlb, long start, long end, LeafOp op) {
+    /**
+     * Applies {@code op} to the huge entry at {@code pmdEntry} under its lock, if it is still
+     * huge; returns false if it was split meanwhile (by a concurrent DONTNEED), true if it is
+     * done (or was zapped meanwhile).
+     */
+    private boolean changeHuge(MmuGather tlb, long pmdEntry, HugeOp op) {
+        long lock = ptl.hugePteLock(pmdEntry);
+        try {
+            long entry = entries.getPlain(pmdEntry);
+            if (!Pte.huge(entry)) {
+                return Pte.none(entry);
+            }
+            long updated = op.apply(tlb, pmdEntry, entry);
+            if (updated != entry) {
+                huge.set(pmdEntry, updated);
+            }
+            tlb.flushTlbLocked();
+            return true;
+        } finally {
+            ptl.unlock(lock);
+        }
+    }
+
+    private void walkLeaves(MmuGather tlb, long start, long end, LeafOp op, HugeOp hugeOp) {
         PtlSlot slot = new PtlSlot();
         long addr = start;
         while (addr < end) {
@@ -92,6 +143,16 @@ public final class Zap {
                 continue;
             }
             long pmdEnd = Entries.addrEnd(addr, Entries.PMD, end);
+            if (Pte.huge(entries.getAcquire(pmdE))) {
+                boolean whole = (addr & Entries.PMD_MASK) == 0 && pmdEnd - addr == Entries.PMD_SIZE;
+                if (whole && changeHuge(tlb, pmdE, hugeOp)) {
+                    addr = pmdEnd;
+                    continue;
+                }
+                if (!whole) {
+                    huge.split(pmdE);
+                }
+            }
             long pte = ptl.pteOffsetMapLock(pmdE, addr, slot);
             if (pte >= 0) {
                 try {

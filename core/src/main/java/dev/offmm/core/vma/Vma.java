@@ -25,6 +25,8 @@ public final class Vma {
     public static final int VM_NOHUGEPAGE = 1 << 1;
     /** Mapped with {@code NORESERVE}. */
     public static final int VM_NORESERVE = 1 << 2;
+    /** 2 MiB pages only ({@code MAP_HUGETLB}). */
+    public static final int VM_HUGETLB = 1 << 3;
 
     /**
      * Reader stripes: each context is given one round robin ({@link #nextStripe()}), so up to
@@ -78,6 +80,11 @@ public final class Vma {
     /** Whether {@code va} is inside. */
     public boolean contains(long va) {
         return va >= start && va < end;
+    }
+
+    /** A hugetlb VMA ({@link #VM_HUGETLB}). */
+    public boolean hugetlb() {
+        return (flags & VM_HUGETLB) != 0;
     }
 
     /** Whether {@code next} can be merged after this one. */
@@ -149,7 +156,8 @@ public final class Vma {
 
     @Override
     public String toString() {
-        return String.format("%016x-%016x %s%s", start, end, Prot.toString(prot),
-                (flags & VM_HUGEPAGE) != 0 ? " hugepage" : (flags & VM_NOHUGEPAGE) != 0 ? " nohugepage" : "");
+        return String.format("%016x-%016x %s%s%s", start, end, Prot.toString(prot),
+                (flags & VM_HUGEPAGE) != 0 ? " hugepage" : (flags & VM_NOHUGEPAGE) != 0 ? " nohugepage" : "",
+                hugetlb() ? " hugetlb" : "");
     }
 }

@@ -9,7 +9,10 @@ import dev.offmm.core.pgtable.Pte;
  * {@code walk_page_range}: visits the page tables of {@code [start, end)} level by level. The
  * caller holds mmap_lock (read or write), so no table in the range is freed during the walk;
  * upper-level entries are read with acquire loads, each once into a local, and PTEs under the
- * PTE lock.
+ * PTE lock. A PMD entry is a leaf or a table as read: a huge leaf is reported and not descended
+ * even if a split turns it into a table a moment later, and a table that turned into something
+ * else by the time its lock is taken is read again (a DONTNEED may split huge entries while the
+ * walk runs under mmap_lock held for read).
  *
  * <p>Internal: public for {@code AddressSpace}, which users call instead
  * ({@code walkPageRange}, {@code ptdump}); its arguments are internal types.
@@ -64,11 +67,15 @@ public final class PageWalker {
             if (walk.action == MmWalk.ACTION_AGAIN) {
                 continue;
             }
+            // A huge leaf is not a table: reported above as the leaf it is, never descended.
             if (walk.action == MmWalk.ACTION_SUBTREE && Pte.table(entry)) {
                 r = level == Entries.PMD ? walkPteTable(entryAddr, addr, next)
                         : walkTable(Pte.pfn(entry), level + 1, addr, next);
                 if (r != 0) {
                     return r;
+                }
+                if (walk.action == MmWalk.ACTION_AGAIN) {
+                    continue;
                 }
             }
             addr = next;
@@ -79,7 +86,10 @@ public final class PageWalker {
     private int walkPteTable(long pmdEntry, long start, long end) {
         long pte = ptl.pteOffsetMapLock(pmdEntry, start, slot);
         if (pte < 0) {
-            return ops.pteHole(start, end, Entries.PMD, walk);
+            // The entry read as a table is no longer one (it became huge, or empty): read it
+            // again rather than report what it was ({@code walk_pmd_range}'s ACTION_AGAIN).
+            walk.action = MmWalk.ACTION_AGAIN;
+            return 0;
         }
         long lock = slot.ptl;
         try {

@@ -148,6 +148,15 @@ public final class BuddyAllocator {
      * instead while a reporting pass holds free blocks off the lists.
      */
     long alloc(int order) {
+        return alloc(order, false);
+    }
+
+    /**
+     * {@link #alloc(int)} that also tells whether the block reads as zeros: with {@code markZeroed},
+     * the head's flags carry {@link MemMap#PG_ZEROED} beside {@code PG_ALLOCATED} when it does,
+     * for the caller to read and clear before anyone else sees the block.
+     */
+    long alloc(int order, boolean markZeroed) {
         while (true) {
             long epoch;
             zoneLock.lock();
@@ -155,6 +164,9 @@ public final class BuddyAllocator {
                 long pfn = allocLocked(order);
                 if (pfn != NO_FRAME) {
                     markAllocated(pfn, order);
+                    if (markZeroed && takenZeroed()) {
+                        map.setFlagsRelease(pfn, MemMap.withOrder(MemMap.PG_ALLOCATED, order) | MemMap.PG_ZEROED);
+                    }
                     return pfn;
                 }
                 if (isolatedFrames == 0) {

@@ -55,6 +55,8 @@ public final class FrameAllocator {
     private volatile boolean closed;
     /** Free page reporting, or null when it is off. */
     private final PageReporter reporter;
+    /** The 2 MiB path. */
+    private final HugeFrames huge;
 
     /** The host side of free page reporting: gives a range of the region back; 0 or an errno. */
     @FunctionalInterface
@@ -89,6 +91,7 @@ public final class FrameAllocator {
         this.batch = batch;
         this.high = high;
         this.buddy = new BuddyAllocator(map, nrFrames, true);
+        this.huge = new HugeFrames(this, buddy, map, failPoints);
         this.reporter = reporting == null ? null
                 : new PageReporter(this, reporting.discarder(), reporting.zeroes(), reporting.delayNanos(), failPoints);
         if (reporter != null) {
@@ -103,6 +106,11 @@ public final class FrameAllocator {
             reapDeadCaches();
         }
         return c;
+    }
+
+    /** The 2 MiB frames of huge mappings. */
+    public HugeFrames huge() {
+        return huge;
     }
 
     /** The buddy allocator behind this one. */
@@ -652,6 +660,10 @@ public final class FrameAllocator {
         if (reporter != null) {
             reporter.stop();
         }
+    }
+
+    void checkOpen() {
+        ensureOpen();
     }
 
     private void ensureOpen() {

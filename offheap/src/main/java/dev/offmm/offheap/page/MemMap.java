@@ -245,6 +245,11 @@ public final class MemMap {
         return (int) INT.getVolatile(records, at(pfn, MAPCOUNT));
     }
 
+    /** Release store of the mapcount (frame not yet mapped, or no longer reachable). */
+    public void setMapcountRelease(long pfn, int value) {
+        INT.setRelease(records, at(pfn, MAPCOUNT), value);
+    }
+
     /** Volatile read-modify-write: adds {@code delta} to the mapcount and returns the new value. */
     public int addAndGetMapcount(long pfn, int delta) {
         return (int) INT.getAndAdd(records, at(pfn, MAPCOUNT), delta) + delta;
