@@ -246,6 +246,16 @@ final class AccessRunner {
 
     // ---- pins
 
+    /** Whether a pin holds a page in {@code [start, end)}. */
+    boolean pinnedIn(long start, long end) {
+        for (Pin pin : pins) {
+            if (pin != null && pin.page.address() >= start && pin.page.address() < end) {
+                return true;
+            }
+        }
+        return false;
+    }
+
     int pinState(int s) {
         return pins[s] == null ? 0 : pins[s].write ? 2 : 1;
     }

@@ -15,7 +15,9 @@ import java.util.List;
  *   <li>the shared read-mostly window sits right below thread 0's first zone, in the same PTE
  *       table;</li>
  *   <li>each thread also has a private zone across a 1 GiB boundary (two PMD tables) and one
- *       across a 512 GiB boundary (two PUD tables), so table freeing happens at every level.</li>
+ *       across a 512 GiB boundary (two PUD tables), so table freeing happens at every level;</li>
+ *   <li>and a 2 MiB-aligned huge zone of two 2 MiB pages ({@link #hugeZone}), where THP and
+ *       hugetlb mappings are made, split by partial operations, and collapsed.</li>
  * </ul>
  * Zones of neighbouring threads are adjacent, so their VMAs may merge into one: per-thread
  * checks clip {@code mappings()} to the thread's zones.
@@ -35,6 +37,10 @@ final class Layout {
     /** The shared window: right below thread 0's window. */
     static final long SHARED_START = BASE - SHARED_PAGES * PAGE;
     static final long SHARED_END = BASE;
+    /** Bytes of a huge zone: two 2 MiB pages. */
+    static final long HUGE_ZONE = 4 * MIB;
+    /** Bytes of a 2 MiB page. */
+    static final long HUGE = 2 * MIB;
 
     private Layout() {
     }
@@ -52,7 +58,19 @@ final class Layout {
         z.add(new long[] {w + WINDOW - ZONE_PAGES * PAGE, w + WINDOW});
         z.add(new long[] {gib - half, gib + half});
         z.add(new long[] {pgd - 16 * PAGE, pgd + 16 * PAGE});
+        z.add(hugeZone(t));
         return z;
+    }
+
+    /** The huge zone of thread {@code t}: 2 MiB aligned, 8 MiB into its window, {@link #HUGE_ZONE} long. */
+    static long[] hugeZone(int t) {
+        long start = (BASE + t * WINDOW + 8 * MIB + HUGE - 1) & -HUGE;
+        return new long[] {start, start + HUGE_ZONE};
+    }
+
+    /** Whether {@code z} is a huge zone. */
+    static boolean isHuge(long[] z) {
+        return z[1] - z[0] == HUGE_ZONE && (z[0] & (HUGE - 1)) == 0;
     }
 
     /** Whether {@code [start, end)} overlaps any zone of any of {@code threads} or the shared window. */

@@ -1,6 +1,7 @@
 package dev.offmm.core.model;
 
 import dev.offmm.core.LockMode;
+import dev.offmm.core.Thp;
 import dev.offmm.core.VmConfig;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -26,10 +27,14 @@ class ModelBasedRandomTest {
     /** Per thread and mode: 3 threads x 6 modes x 56,000 = 1,008,000 operations. */
     static final long OPS_PER_THREAD = 56_000;
 
-    /** Every lock mode, inline and debug locks (the spec suites' Modes, which this package cannot reach). */
+    /**
+     * Every lock mode, inline and debug locks (the spec suites' Modes, which this package cannot
+     * reach); THP policy MADVISE with inline locks, ALWAYS with debug ones.
+     */
     static Stream<VmConfig> modes() {
         return Stream.of(LockMode.SINGLE, LockMode.SPLIT_PTE, LockMode.SPLIT_PTE_PMD)
-                .flatMap(m -> Stream.of(false, true).map(d -> VmConfig.builder().lockMode(m).debugLocks(d).build()));
+                .flatMap(m -> Stream.of(false, true).map(d -> VmConfig.builder().lockMode(m).debugLocks(d)
+                        .thp(d ? Thp.ALWAYS : Thp.MADVISE).build()));
     }
 
     static long seedOf(VmConfig config) {
@@ -55,6 +60,11 @@ class ModelBasedRandomTest {
         for (String[] k : required) {
             assertTrue(r.count(Op.Kind.valueOf(k[0]), k[1]) > 0, "no " + k[0] + " ended with " + k[1] + "\n" + r.outcomeTable());
         }
+        // And through the 2 MiB paths: THP and hugetlb faults, splits by partial operations, collapses.
+        System.out.printf("  huge: thp=%d hugetlb=%d fallback=%d splits=%d collapses=%d%n", r.stats().faults("thp"),
+                r.stats().faults("hugetlb"), r.stats().faults("thpFallback"), r.stats().thpSplits(), r.stats().thpCollapses());
+        assertTrue(r.stats().faults("thp") > 0 && r.stats().faults("hugetlb") > 0, "no huge faults");
+        assertTrue(r.stats().thpSplits() > 0 && r.stats().thpCollapses() > 0, "no splits or collapses");
     }
 
     @ParameterizedTest

@@ -67,8 +67,8 @@ final class ModelRun {
         }
     }
 
-    private static final FailSite[] RANDOM_SITES = {FailSite.FRAME, FailSite.PAGE_TABLE, FailSite.PTLOCK, FailSite.SLAB_PAGE,
-            FailSite.REPORT};
+    private static final FailSite[] RANDOM_SITES = {FailSite.FRAME, FailSite.FRAME_HIGH_ORDER, FailSite.PAGE_TABLE,
+            FailSite.PTLOCK, FailSite.SLAB_PAGE, FailSite.REPORT};
     private static final int TRACE_TAIL = 50;
 
     private ModelRun() {

@@ -46,6 +46,9 @@ final class OpGenerator {
                 }
             }
         }
+        if (Layout.isHuge(z) && rnd.nextInt(100) < 6) {
+            return hugeOp(z);
+        }
         int w = rnd.nextInt(1000);
         if (w < 70) {
             return mmap(z);
@@ -64,7 +67,7 @@ final class OpGenerator {
         if (w < 215) {
             long[] r = rnd.nextInt(3) == 0 ? range(z) : mappedRange(z);
             int[] advice = {Advice.DONTNEED, Advice.DONTNEED, Advice.DONTNEED, Advice.WILLNEED, Advice.HUGEPAGE,
-                Advice.NOHUGEPAGE};
+                Advice.NOHUGEPAGE, Advice.COLLAPSE};
             return new Op(Op.Kind.MADVISE, r[0], rnd.nextInt(50) == 0 ? 0 : r[1], advice[rnd.nextInt(advice.length)], 0);
         }
         if (w < 245) {
@@ -121,6 +124,25 @@ final class OpGenerator {
         }
         long addr = flags == MapFlags.NONE && rnd.nextBoolean() ? r[0] + rnd.nextInt((int) PAGE) : r[0];
         return new Op(Op.Kind.MMAP, addr, r[1], prot() | flags << 8, 0);
+    }
+
+    /**
+     * In the huge zone: a FIXED mapping of one or both 2 MiB pages, THP-advised or hugetlb
+     * (sometimes with a length that is not a multiple of 2 MiB, which hugetlb refuses), or a
+     * HUGEPAGE advice or a collapse over whole 2 MiB pages.
+     */
+    private Op hugeOp(long[] z) {
+        long start = z[0] + (rnd.nextBoolean() ? 0 : Layout.HUGE);
+        long len = start == z[0] && rnd.nextBoolean() ? 2 * Layout.HUGE : Layout.HUGE;
+        return switch (rnd.nextInt(6)) {
+            case 0, 1 -> {
+                int flags = MapFlags.FIXED | (rnd.nextBoolean() ? MapFlags.HUGETLB : 0) | (rnd.nextInt(4) == 0 ? MapFlags.POPULATE : 0);
+                long l = rnd.nextInt(8) == 0 ? len - PAGE : len;
+                yield new Op(Op.Kind.MMAP, start, l, prot() | flags << 8, 0);
+            }
+            case 2, 3 -> new Op(Op.Kind.MADVISE, start, len, Advice.HUGEPAGE, 0);
+            default -> new Op(Op.Kind.MADVISE, start, len, Advice.COLLAPSE, 0);
+        };
     }
 
     private Op pinOp(long[] z) {

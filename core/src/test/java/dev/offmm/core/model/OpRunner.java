@@ -6,6 +6,7 @@ import dev.offmm.core.FaultException;
 import dev.offmm.core.MapFlags;
 import dev.offmm.core.Mmu;
 import dev.offmm.core.Prot;
+import dev.offmm.core.Thp;
 import dev.offmm.core.VmException;
 
 import java.lang.foreign.MemorySegment;
@@ -49,8 +50,32 @@ final class OpRunner {
     /** Runs {@code op} on both sides; throws {@link ModelMismatch} if they disagree. */
     void apply(Op op) {
         lastOutcome = 0;
+        markHuge(op);
         dispatch(op);
+        markHuge(op);
         outcomes[op.kind().ordinal()][lastOutcome]++;
+    }
+
+    /**
+     * Around an operation in the huge zone: pages a 2 MiB page may have made resident without
+     * the model seeing it become maybe-resident ({@link PageModel#markHugeMaybe}).
+     */
+    private void markHuge(Op op) {
+        switch (op.kind()) {
+            case UNPIN, PIN_WRITE, PIN_CHECK, IDLE, CHECK_MAPPINGS, SHARED_READ, SHARED_WRITE, SHARED_PIN, SHARED_MPROTECT,
+                 BAD_ARGS, ROGUE_WRITE -> {
+                return;
+            }
+            default -> {
+            }
+        }
+        long[] hz = Layout.hugeZone(thread);
+        long end = op.addr() + Math.max(op.len(), 16);
+        if (op.addr() < hz[1] && end > hz[0]) {
+            boolean collapse = op.kind() == Op.Kind.MADVISE && op.arg() == Advice.COLLAPSE;
+            model.markHugeMaybe(Math.max(op.addr(), hz[0]), Math.min(end, hz[1]),
+                    collapse || world.config.thp() == Thp.ALWAYS);
+        }
     }
 
     private void dispatch(Op op) {
@@ -110,7 +135,8 @@ final class OpRunner {
 
     /** The address of an injected OOM, or -1. Only fault injection may produce one. */
     long oomAt(Throwable t) {
-        if (oomAllowed && t instanceof FaultException f && f.kind() == FaultException.Kind.OOM) {
+        // A hugetlb fault may also find no free 2 MiB block when 4 KiB pages fragment the memory.
+        if (t instanceof FaultException f && f.kind() == FaultException.Kind.OOM && (oomAllowed || model.hugetlb(f.address()))) {
             return f.address();
         }
         return -1;
@@ -149,9 +175,18 @@ final class OpRunner {
         Result r = call(() -> as.mmap(op.addr(), op.len(), prot, flags));
         boolean noReplace = (flags & MapFlags.FIXED_NOREPLACE) != 0;
         boolean fixed = noReplace || (flags & MapFlags.FIXED) != 0;
-        long start = fixed ? op.addr() : op.addr() & -PAGE;
+        boolean hugetlb = (flags & MapFlags.HUGETLB) != 0;
+        long start = fixed ? op.addr() : op.addr() & (hugetlb ? -PageModel.HUGE : -PAGE);
+        if (hugetlb && ((op.len() & (PageModel.HUGE - 1)) != 0 || (fixed && (start & (PageModel.HUGE - 1)) != 0))) {
+            expect(op, "EINVAL", r.error);
+            return;
+        }
         if (fixed && noReplace && !model.free(start, start + len)) {
             expect(op, "EEXIST", r.error);
+            return;
+        }
+        if (fixed && (model.cutsHugetlb(start) || model.cutsHugetlb(start + len))) {
+            expect(op, "EINVAL", r.error);
             return;
         }
         expect(op, "ok", r.error);
@@ -165,10 +200,12 @@ final class OpRunner {
         if (r.value != start) {
             throw new ModelMismatch(op + ": returned 0x" + Long.toHexString(r.value) + ", expected 0x" + Long.toHexString(start));
         }
-        model.map(start, start + len, prot, (flags & MapFlags.NORESERVE) != 0 ? PageModel.VM_NORESERVE : 0);
+        model.map(start, start + len, prot, ((flags & MapFlags.NORESERVE) != 0 ? PageModel.VM_NORESERVE : 0)
+                | (hugetlb ? PageModel.VM_HUGETLB : 0));
         if ((flags & MapFlags.POPULATE) != 0 && Prot.writable(prot)) {
             for (long a = start; a < start + len; a += PAGE) {
-                if (oomAllowed) {
+                // A hugetlb POPULATE stops quietly where no 2 MiB block is free (fragmentation).
+                if (oomAllowed || hugetlb) {
                     model.page(a).maybe = true;
                 } else {
                     model.touchWrite(model.page(a));
@@ -229,6 +266,10 @@ final class OpRunner {
             as.munmap(op.addr(), op.len());
             return 0;
         });
+        if (cutsHugetlb(op.addr(), op.addr() + align(op.len()))) {
+            expect(op, "EINVAL", r.error);
+            return;
+        }
         expect(op, "ok", r.error);
         model.unmap(op.addr(), op.addr() + align(op.len()));
     }
@@ -241,6 +282,10 @@ final class OpRunner {
         });
         if (end != op.addr() && !model.covered(op.addr(), end)) {
             expect(op, "ENOMEM", r.error);
+            return;
+        }
+        if (end != op.addr() && cutsHugetlb(op.addr(), end)) {
+            expect(op, "EINVAL", r.error);
             return;
         }
         expect(op, "ok", r.error);
@@ -259,6 +304,14 @@ final class OpRunner {
             expect(op, "ENOMEM", r.error);
             return;
         }
+        if (end != op.addr() && op.arg() == Advice.COLLAPSE) {
+            collapse(op, end, r);
+            return;
+        }
+        if (end != op.addr() && op.arg() != Advice.WILLNEED && cutsHugetlb(op.addr(), end)) {
+            expect(op, "EINVAL", r.error);
+            return;
+        }
         expect(op, "ok", r.error);
         for (long a = op.addr(); a < end; a += PAGE) {
             PageModel.Page p = model.page(a);
@@ -273,6 +326,31 @@ final class OpRunner {
                     // WILLNEED: checks the range, changes nothing.
                 }
             }
+        }
+    }
+
+    private boolean cutsHugetlb(long start, long end) {
+        return model.cutsHugetlb(start) || model.cutsHugetlb(end);
+    }
+
+    /**
+     * {@code MADV_COLLAPSE} changes no byte: EINVAL over a hugetlb or NOHUGEPAGE page; else done,
+     * or EAGAIN if a page in the range is pinned, or ENOMEM (no free 2 MiB block: fault injection,
+     * or 4 KiB pages fragmenting the memory).
+     */
+    private void collapse(Op op, long end, Result r) {
+        for (long a = op.addr(); a < end; a += PAGE) {
+            PageModel.Page p = model.page(a);
+            if ((p.flags & (PageModel.VM_HUGETLB | PageModel.VM_NOHUGEPAGE)) != 0) {
+                expect(op, "EINVAL", r.error);
+                return;
+            }
+        }
+        String got = outcome(r.error);
+        boolean again = got.equals("EAGAIN") && access.pinnedIn(op.addr() & -PageModel.HUGE, end + PageModel.HUGE);
+        boolean oom = got.equals("ENOMEM");
+        if (!again && !oom) {
+            expect(op, "ok", r.error);
         }
     }
 

@@ -25,6 +25,8 @@ final class PageModel {
     static final int VM_HUGEPAGE = 1;
     static final int VM_NOHUGEPAGE = 2;
     static final int VM_NORESERVE = 4;
+    static final int VM_HUGETLB = 8;
+    static final long HUGE = Layout.HUGE;
     static final long PAGE = Layout.PAGE;
 
     /** No failure expected: the access resolves. */
@@ -190,8 +192,52 @@ final class PageModel {
 
     /** One line of {@code mappings()}. */
     static String line(long start, long end, int prot, int flags) {
-        return String.format("%016x-%016x %s%s", start, end, Prot.toString(prot),
-                (flags & VM_HUGEPAGE) != 0 ? " hugepage" : (flags & VM_NOHUGEPAGE) != 0 ? " nohugepage" : "");
+        return String.format("%016x-%016x %s%s%s", start, end, Prot.toString(prot),
+                (flags & VM_HUGEPAGE) != 0 ? " hugepage" : (flags & VM_NOHUGEPAGE) != 0 ? " nohugepage" : "",
+                (flags & VM_HUGETLB) != 0 ? " hugetlb" : "");
+    }
+
+    /** Whether the page holding {@code va} is mapped hugetlb. */
+    boolean hugetlb(long va) {
+        Page p = page(va);
+        return p != null && (p.flags & VM_HUGETLB) != 0;
+    }
+
+    /** Whether {@code boundary} cuts a 2 MiB page of a hugetlb mapping (EINVAL for munmap, mprotect, madvise). */
+    boolean cutsHugetlb(long boundary) {
+        return (boundary & (HUGE - 1)) != 0 && (hugetlb(boundary) || hugetlb(boundary - PAGE));
+    }
+
+    /**
+     * Where a 2 MiB page may appear without the model seeing it, every page without a frame of
+     * its own becomes maybe-resident (zeros either way; the next walk or pin settles it): in each
+     * 2 MiB range overlapping {@code [start, end)} that one VMA maps whole and that is hugetlb,
+     * or advised HUGEPAGE, or (with policy ALWAYS, or for a {@code collapse}) not advised
+     * NOHUGEPAGE. A hugetlb access, a THP write fault and a collapse each make all 512
+     * pages resident at once.
+     */
+    void markHugeMaybe(long start, long end, boolean always) {
+        for (long h = start & -HUGE; h < end; h += HUGE) {
+            Page first = page(h);
+            if (first == null) {
+                continue;
+            }
+            boolean eligible = (first.flags & VM_HUGETLB) != 0 || (first.flags & VM_HUGEPAGE) != 0
+                    || (always && (first.flags & VM_NOHUGEPAGE) == 0);
+            for (long a = h; eligible && a < h + HUGE; a += PAGE) {
+                Page p = page(a);
+                eligible = p != null && p.prot == first.prot && p.flags == first.flags;
+            }
+            if (!eligible) {
+                continue;
+            }
+            for (long a = h; a < h + HUGE; a += PAGE) {
+                Page p = page(a);
+                if (!p.resident()) {
+                    p.maybe = true;
+                }
+            }
+        }
     }
 
     /** {@code mappings()} lines clipped to {@code [start, end)}; a VMA may reach past a zone edge. */

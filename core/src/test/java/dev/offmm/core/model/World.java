@@ -26,6 +26,9 @@ final class World implements AutoCloseable {
     /** Software bits: maps the zero page; PROT_NONE leaf keeping its frame. */
     private static final long PTE_ZERO = 1 << 9;
     private static final long PTE_PROTNONE = 1 << 10;
+    /** A huge (2 MiB) leaf at PMD level, and the software bit of a hugetlb one (no deposited table). */
+    private static final long PTE_HUGE = 1 << 7;
+    private static final long PTE_HUGETLB = 1 << 11;
 
     final VmConfig config;
     final int threads;
@@ -140,6 +143,14 @@ final class World implements AutoCloseable {
 
             @Override
             public int pmdEntry(long entry, long addr, long next, MmWalk walk) {
+                if ((entry & PTE_HUGE) != 0) {
+                    // A THP leaf has a PTE table deposited for its split; a hugetlb one has none.
+                    counts[0] += (entry & PTE_HUGETLB) != 0 ? 0 : 1;
+                    for (long a = addr; a < next; a += Layout.PAGE) {
+                        leaf(entry, a);
+                    }
+                    return 0;
+                }
                 counts[0]++;
                 tableCoversMapping(addr, next, "PTE");
                 return 0;
@@ -155,11 +166,17 @@ final class World implements AutoCloseable {
 
             @Override
             public int pteEntry(long entry, long addr, long next, MmWalk walk) {
+                leaf(entry, addr);
+                return 0;
+            }
+
+            /** The leaf {@code entry} maps the page at {@code addr} (a PTE, or one page of a huge leaf). */
+            private void leaf(long entry, long addr) {
                 PageModel.Page p = all.get(addr >>> 12);
                 String at = " at 0x" + Long.toHexString(addr) + " (entry 0x" + Long.toHexString(entry) + ")";
                 if (p == null) {
                     bad.add("leaf entry in an unmapped page" + at);
-                    return 0;
+                    return;
                 }
                 boolean zero = (entry & PTE_ZERO) != 0;
                 boolean protNone = (entry & PTE_PROTNONE) != 0;
@@ -178,7 +195,6 @@ final class World implements AutoCloseable {
                 if ((entry & PTE_WRITE) != 0 && !Prot.writable(p.prot)) {
                     bad.add("writable entry in a page with prot " + Prot.toString(p.prot) + at);
                 }
-                return 0;
             }
         });
         for (PageModel.Page p : all.values()) {
@@ -200,7 +216,9 @@ final class World implements AutoCloseable {
         for (Map.Entry<Long, PageModel.Page> e : all.entrySet()) {
             long va = e.getKey() << 12;
             PageModel.Page p = e.getValue();
-            if (!Prot.readable(p.prot)) {
+            // A hugetlb page without a frame reads as zeros, and reading it would allocate 2 MiB,
+            // which fragmentation may refuse: there is nothing to compare.
+            if (!Prot.readable(p.prot) || ((p.flags & PageModel.VM_HUGETLB) != 0 && !p.resident())) {
                 continue;
             }
             as.read(va, buf, 0, buf.length);
