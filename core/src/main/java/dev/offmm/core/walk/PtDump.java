@@ -38,6 +38,9 @@ public final class PtDump implements MmWalkOps {
     public int pmdEntry(long entry, long addr, long next, MmWalk walk) {
         if (Pte.huge(entry)) {
             leaf(entry, addr, next, "pmd");
+            // Seed 003's fix: a leaf is reported once, from this copy of the entry, and never
+            // descended, even if a split turned it into a table since it was read.
+            walk.action = MmWalk.ACTION_CONTINUE;
         }
         return 0;
     }
@@ -81,6 +84,9 @@ public final class PtDump implements MmWalkOps {
         b.append((e & Pte.DIRTY) != 0 ? " D" : "  ");
         if (Pte.zero(e)) {
             b.append(" ZERO");
+        }
+        if (Pte.hugetlb(e)) {
+            b.append(" HUGETLB");
         }
         return b.toString();
     }
