@@ -12,6 +12,11 @@ import dev.offmm.offheap.PhysicalMemory;
 final class StressMemory {
     /** 512 MiB: 131072 frames, for up to 40 x 256 live states of a few frames each. */
     static final PhysicalMemory MEMORY = PhysicalMemory.create(512L << 20);
+    /**
+     * 4 GiB for the 2 MiB tests, 2048 huge frames: reserved without commit (the host backs only
+     * what is touched), so live states that each hold a huge page cost only their own pages.
+     */
+    static final PhysicalMemory HUGE_MEMORY = PhysicalMemory.create(4L << 30);
     /** Split PTE and PMD locks with inline lock words. */
     static final VmConfig SPLIT = VmConfig.builder().lockMode(LockMode.SPLIT_PTE_PMD).build();
     /** Split PTE and PMD locks with allocated debug locks. */

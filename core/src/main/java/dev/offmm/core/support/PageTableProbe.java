@@ -33,6 +33,8 @@ public final class PageTableProbe implements AutoCloseable {
     /** The counters of the set-up and of the install races (each actor counts its own faults). */
     private final VmCounters.Local setup;
     private final Vma vma = new Vma(VA, VA + Entries.PMD_SIZE, Prot.READ | Prot.WRITE, 0);
+    /** The same range advised HUGEPAGE: a write fault through it maps a THP if the entry is empty. */
+    private final Vma hugeVma = new Vma(VA, VA + Entries.PMD_SIZE, Prot.READ | Prot.WRITE, Vma.VM_HUGEPAGE);
     private final long pmdEntry;
     private final long baseLocks;
 
@@ -103,14 +105,28 @@ public final class PageTableProbe implements AutoCloseable {
          * it; returns the {@code FaultHandler} code (0 is OK).
          */
         public int writeFault(long offset) {
-            if (!vma.tryReadLock(slot.stripe)) {
+            return fault(vma, offset);
+        }
+
+        /** {@link #writeFault} through the HUGEPAGE-advised VMA: a THP fault if the PMD entry is empty. */
+        public int thpWriteFault(long offset) {
+            return fault(hugeVma, offset);
+        }
+
+        private int fault(Vma v, long offset) {
+            if (!v.tryReadLock(slot.stripe)) {
                 throw new IllegalStateException("the probe's VMA is write-locked");
             }
             try {
-                return s.handler().handleMmFault(vma, VA + offset, true, slot);
+                return s.handler().handleMmFault(v, VA + offset, true, slot);
             } finally {
-                vma.readUnlock(slot.stripe);
+                v.readUnlock(slot.stripe);
             }
+        }
+
+        /** Splits the huge entry of {@link #VA} ({@code __split_huge_pmd}); whether this call did. */
+        public boolean splitHuge() {
+            return s.huge().split(pmdEntry);
         }
     }
 
@@ -127,6 +143,42 @@ public final class PageTableProbe implements AutoCloseable {
         }
         long pte = s.entries().getAcquire(Entries.pteOffset(pmdval, VA + offset));
         return Pte.ownsFrame(pte) ? Pte.pfn(pte) : -1;
+    }
+
+    /** The frame of the huge entry of {@link #VA}, or -1 if it is not huge (acquire). */
+    public long hugePfn() {
+        long pmdval = pmdValueAcquire();
+        return Pte.huge(pmdval) ? Pte.pfn(pmdval) : -1;
+    }
+
+    /** PTE {@code i} of the table {@code pmdval} names, as a lockless walker loads it (acquire). Thread-safe. */
+    public long pteAcquire(long pmdval, int i) {
+        return s.entries().getAcquire(Entries.entry(Pte.pfn(pmdval), i));
+    }
+
+    /** Whether {@code pte} maps frame {@code pfn} as an anonymous page. */
+    public static boolean maps(long pte, long pfn) {
+        return Pte.ownsFrame(pte) && Pte.pfn(pte) == pfn;
+    }
+
+    /** Whether {@code pmdval} is a huge leaf. */
+    public static boolean huge(long pmdval) {
+        return Pte.huge(pmdval);
+    }
+
+    /** Whether {@code pmdval} names a table. */
+    public static boolean table(long pmdval) {
+        return Pte.table(pmdval);
+    }
+
+    /** Huge entries mapped. */
+    public long hugePages() {
+        return counters.sum(VmCounters.HUGE_PAGES);
+    }
+
+    /** THP-eligible faults that fell back to 4 KiB pages. */
+    public long thpFallbacks() {
+        return counters.sum(VmCounters.THP_FALLBACK);
     }
 
     /** The mapcount of frame {@code pfn}. */
