@@ -20,6 +20,8 @@ public final class Libc {
     public static final int MAP_PRIVATE_ANON = 0x02 | 0x20;
     /** MADV_DONTNEED. */
     public static final int MADV_DONTNEED = 4;
+    /** {@code MADV_HUGEPAGE}. */
+    public static final int MADV_HUGEPAGE = 14;
 
     private static final Linker LINKER = Linker.nativeLinker();
     private static final MethodHandle MMAP = LINKER.downcallHandle(LINKER.defaultLookup().findOrThrow("mmap"),

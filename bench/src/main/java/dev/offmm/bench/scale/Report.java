@@ -60,9 +60,9 @@ final class Report {
     void printTable(PrintStream out) {
         int reps = points.isEmpty() ? 0 : points.stream().mapToInt(p -> p.runs().size()).max().orElse(0);
         out.println();
-        out.printf(Locale.ROOT, "%-12s %-20s %7s %10s %-21s %10s %7s %7s %8s %8s %8s %8s %8s%n", "workload", "target",
+        out.printf(Locale.ROOT, "%-12s %-20s %7s %10s %-21s %10s %7s %7s %8s %8s %8s %8s %8s %8s%n", "workload", "target",
                 "threads", "faults/s", reps > 1 ? "(min-max of " + reps + ")" : "", "per thread", "scaling", "%floor",
-                "vsfloor", "ptl-cont", "pmd-cont", "pte-cont", "vs-kernel");
+                "vsfloor", "ptl-cont", "pmd-cont", "pte-cont", "cont/1k", "vs-kernel");
         Workload last = null;
         for (Summary p : points) {
             if (last != null && last != p.workload()) {
@@ -76,8 +76,9 @@ final class Report {
             double floorScaling = floorOne > 0 ? floor / floorOne : 0;
             double k = median(p.workload(), "kernel", p.threads());
             boolean offmm = p.target().isOffmm();
-            out.printf(Locale.ROOT, "%-12s %-20s %7d %10s %-21s %10s %6.2fx %7s %8s %8s %8s %8s %8s%n",
-                    p.workload().cliName(), p.target().name(), p.threads(), si(p.median()),
+            String name = p.target().isZero() && p.workload().huge() ? "zero-2m" : p.target().name();
+            out.printf(Locale.ROOT, "%-12s %-20s %7d %10s %-21s %10s %6.2fx %7s %8s %8s %8s %8s %8s %8s%n",
+                    p.workload().cliName(), name, p.threads(), si(p.median()),
                     p.runs().size() > 1 ? "(" + si(p.min()) + "-" + si(p.max()) + ")" : "", si(p.median() / p.threads()),
                     scaling,
                     floor > 0 && !p.target().isZero() ? String.format(Locale.ROOT, "%.0f%%", 100 * p.median() / floor) : "-",
@@ -85,23 +86,25 @@ final class Report {
                             ? String.format(Locale.ROOT, "%.0f%%", 100 * scaling / floorScaling) : "-",
                     offmm ? Long.toString(p.ptlContentions()) : "-", offmm ? Long.toString(p.pmdContentions()) : "-",
                     offmm ? Long.toString(p.pteContentions()) : "-",
+                    offmm ? String.format(Locale.ROOT, "%.2f", p.contentionsPer1k()) : "-",
                     !offmm || k == 0 ? "-" : String.format(Locale.ROOT, "%.2fx", p.median() / k));
         }
         out.println();
         out.println("faults/s: median of the repetitions; scaling: against the same target's 1-thread median;"
                 + " %floor: share of the zeroing floor's throughput at the same threads; vsfloor: scaling as a share of"
-                + " the floor's own scaling.");
+                + " the floor's own scaling; cont/1k: contended page-table lock acquisitions (every class) per 1,000"
+                + " faults. thp and hugetlb count 2 MiB faults, against zero-2m: the same threads zeroing 2 MiB frames.");
     }
 
     void writeCsv(Path file) throws IOException {
         List<String> lines = new ArrayList<>();
-        lines.add("workload,target,threads,repetition,faults_per_sec,per_thread,ptl_contentions,pmd_contentions,"
+        lines.add("workload,target,threads,repetition,faults_per_sec,per_thread,faults,ptl_contentions,pmd_contentions,"
                 + "pte_contentions,lock_acquisitions");
         for (Summary p : points) {
             for (int i = 0; i < p.runs().size(); i++) {
                 Result r = p.runs().get(i);
-                lines.add(String.format(Locale.ROOT, "%s,%s,%d,%d,%.0f,%.0f,%d,%d,%d,%d", r.workload().cliName(),
-                        r.target().name(), r.threads(), i + 1, r.opsPerSecond(), r.perThread(), r.ptlContentions(),
+                lines.add(String.format(Locale.ROOT, "%s,%s,%d,%d,%.0f,%.0f,%d,%d,%d,%d,%d", r.workload().cliName(),
+                        r.target().name(), r.threads(), i + 1, r.opsPerSecond(), r.perThread(), r.faults(), r.ptlContentions(),
                         r.pmdContentions(), r.pteContentions(), r.acquisitions()));
             }
         }

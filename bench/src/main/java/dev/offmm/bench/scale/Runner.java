@@ -55,11 +55,13 @@ final class Runner {
         try (PhysicalMemory memory = PhysicalMemory.create(w.physicalBytes(threads))) {
             Zone zone = memory.zone();
             long poolFrames = w.poolBytesPerThread(threads) >>> 12;
+            // The 2 MiB loops' floor (zero-2m) zeroes whole 2 MiB frames, as a THP fault does.
+            int order = w.huge() ? 9 : 0;
             Body body = (t, ops, stop) -> {
                 long first = 512 + t * poolFrames;
                 while (!stop.get()) {
-                    for (long pfn = first; pfn < first + poolFrames; pfn++) {
-                        zone.zeroFrames(pfn, 0);
+                    for (long pfn = first; pfn < first + poolFrames; pfn += 1L << order) {
+                        zone.zeroFrames(pfn, order);
                         ops.increment();
                     }
                 }
@@ -93,7 +95,14 @@ final class Runner {
                     w.kernelRound(shared, t, threads, ops);
                 }
             };
-            return measure(w, Target.KERNEL, threads, body, null);
+            long[] thp0 = w.huge() ? KernelThp.read() : null;
+            Result r = measure(w, Target.KERNEL, threads, body, null);
+            if (thp0 != null) {
+                long[] thp1 = KernelThp.read();
+                progress.printf("  kernel %s %d threads: %d THP faults, %d fell back to 4 KiB (/proc/vmstat)%n",
+                        w.cliName(), threads, thp1[0] - thp0[0], thp1[1] - thp0[1]);
+            }
+            return r;
         } finally {
             if (shared != null) {
                 Libc.munmap(shared);
@@ -169,13 +178,13 @@ final class Runner {
         }
         double opsPerSecond = (c1 - c0) * 1e9 / (t1 - t0);
         if (as == null) {
-            return new Result(w, target, threads, opsPerSecond, 0, 0, 0, 0);
+            return new Result(w, target, threads, opsPerSecond, c1 - c0, 0, 0, 0, 0);
         }
         long acq = 0;
         for (LockClass k : LockClass.values()) {
             acq += s1.lockAcquisitions().get(k) - s0.lockAcquisitions().get(k);
         }
-        return new Result(w, target, threads, opsPerSecond,
+        return new Result(w, target, threads, opsPerSecond, c1 - c0,
                 delta(s0, s1, LockClass.PAGE_TABLE_LOCK), delta(s0, s1, LockClass.PMD), delta(s0, s1, LockClass.PTE), acq);
     }
 

@@ -116,7 +116,7 @@ public final class ScaleHarness {
     private static void usage(PrintStream out) {
         out.println("""
                 usage: offmm scale [options]      (offmm demo: a short sweep)
-                  --workloads LIST   pf1,pf4,disjoint,shared-table   (default pf1,disjoint,shared-table)
+                  --workloads LIST   pf1,pf4,disjoint,shared-table,thp,hugetlb   (default pf1,disjoint,shared-table)
                   --threads LIST     e.g. 1,2,8                      (default 1, cores, 4x cores)
                   --modes LIST       SINGLE,SPLIT_PTE,SPLIT_PTE_PMD, each optionally +debug and one of
                                      +noreport (free page reporting off), +hosthuge (MADV_HUGEPAGE),

@@ -37,6 +37,10 @@ record Summary(Workload workload, Target target, int threads, List<Result> runs)
         return (long) medianOf(runs.stream().mapToDouble(Result::pteContentions).toArray());
     }
 
+    double contentionsPer1k() {
+        return medianOf(runs.stream().mapToDouble(Result::contentionsPer1k).toArray());
+    }
+
     private static double medianOf(double[] v) {
         if (v.length == 0) {
             return 0;

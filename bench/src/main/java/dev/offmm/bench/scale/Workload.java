@@ -23,7 +23,14 @@ public enum Workload {
     /** One big VMA; each thread write-faults its own 2 MiB regions and drops them: no shared PTE table. */
     DISJOINT("disjoint", "own 2 MiB regions of one VMA: fault 512 pages, DONTNEED; threads share no PTE table"),
     /** Threads interleave 64 KiB runs inside the same 2 MiB regions: split locks still contend. */
-    SHARED_TABLE("shared-table", "interleaved 64 KiB runs of the same 2 MiB regions: fault 16 pages, DONTNEED");
+    SHARED_TABLE("shared-table", "interleaved 64 KiB runs of the same 2 MiB regions: fault 16 pages, DONTNEED"),
+    /**
+     * Transparent huge pages: each thread maps 256 MiB in its own 1 GiB region (its own PMD table),
+     * advises HUGEPAGE, write-faults every 2 MiB, munmaps. One op is one 2 MiB fault.
+     */
+    THP("thp", "own 1 GiB region: mmap 256 MiB, madvise HUGEPAGE, write-fault every 2 MiB, munmap"),
+    /** The same loop with MAP_HUGETLB (the kernel row is its MADV_HUGEPAGE loop: the host has no hugetlb pool). */
+    HUGETLB("hugetlb", "own 1 GiB region: mmap 256 MiB HUGETLB, write-fault every 2 MiB, munmap");
 
     /** Bytes per thread mapping of pf1/pf4. */
     static final long MAPPING = 128L << 20;
@@ -34,6 +41,11 @@ public enum Workload {
     private static final long PAGE = 4096;
     private static final long REGION = 2L << 20;
     private static final long RUN = 64L << 10;
+    /** Bytes per thread mapping of thp/hugetlb. */
+    static final long HUGE_MAPPING = 256L << 20;
+    /** Where thread t's thp/hugetlb mapping goes: its own 1 GiB region. */
+    private static final long HUGE_BASE = 64L << 30;
+    private static final long GIB = 1L << 30;
 
     private final String cliName;
     private final String description;
@@ -60,7 +72,12 @@ public enum Workload {
                 return w;
             }
         }
-        throw new IllegalArgumentException("workload=" + name + " (expected pf1, pf4, disjoint or shared-table)");
+        throw new IllegalArgumentException("workload=" + name + " (expected pf1, pf4, disjoint, shared-table, thp or hugetlb)");
+    }
+
+    /** Whether one op is a 2 MiB fault (the floor then zeroes 2 MiB frames). */
+    boolean huge() {
+        return this == THP || this == HUGETLB;
     }
 
     /** Physical memory an offmm run with {@code threads} needs. */
@@ -69,6 +86,7 @@ public enum Workload {
             case PF1, PF4 -> threads * MAPPING;
             case DISJOINT -> threads * REGIONS_PER_THREAD * REGION;
             case SHARED_TABLE -> SHARED_REGIONS * REGION;
+            case THP, HUGETLB -> threads * HUGE_MAPPING * 2;
         };
         long bytes = data + data / 8 + (64L << 20);
         return (bytes + REGION - 1) & -REGION;
@@ -80,13 +98,14 @@ public enum Workload {
             case PF1, PF4 -> MAPPING;
             case DISJOINT -> REGIONS_PER_THREAD * REGION;
             case SHARED_TABLE -> SHARED_REGIONS * REGION / threads;
+            case THP, HUGETLB -> HUGE_MAPPING;
         };
     }
 
     /** Bytes of the one shared VMA of the disjoint and shared-table loops (0: none). */
     long sharedBytes(int threads) {
         return switch (this) {
-            case PF1, PF4 -> 0;
+            case PF1, PF4, THP, HUGETLB -> 0;
             case DISJOINT -> threads * REGIONS_PER_THREAD * REGION;
             case SHARED_TABLE -> SHARED_REGIONS * REGION;
         };
@@ -133,6 +152,19 @@ public enum Workload {
                     }
                 }
             }
+            case THP, HUGETLB -> {
+                long at = HUGE_BASE + t * GIB;
+                int flags = MapFlags.FIXED | (this == HUGETLB ? MapFlags.HUGETLB : 0);
+                long a = as.mmap(at, HUGE_MAPPING, Prot.READ | Prot.WRITE, flags);
+                if (this == THP) {
+                    as.madvise(a, HUGE_MAPPING, Advice.HUGEPAGE);
+                }
+                for (long off = 0; off < HUGE_MAPPING; off += REGION) {
+                    mmu.putByte(a + off, (byte) 1);
+                    ops.increment();
+                }
+                as.munmap(a, HUGE_MAPPING);
+            }
             default -> throw new IllegalStateException(name());
         }
     }
@@ -174,6 +206,18 @@ public enum Workload {
                         Libc.madvise(base, Libc.MADV_DONTNEED);
                     }
                 }
+            }
+            case THP, HUGETLB -> {
+                // 2 MiB more, to align the range inside; the host has no hugetlb pool, so both use THP.
+                MemorySegment m = Libc.mmapAnon(HUGE_MAPPING + REGION, Libc.PROT_RW);
+                long skew = (REGION - (m.address() & (REGION - 1))) & (REGION - 1);
+                MemorySegment aligned = m.asSlice(skew, HUGE_MAPPING);
+                Libc.madvise(aligned, Libc.MADV_HUGEPAGE);
+                for (long off = 0; off < HUGE_MAPPING; off += REGION) {
+                    aligned.set(ValueLayout.JAVA_BYTE, off, (byte) 1);
+                    ops.increment();
+                }
+                Libc.munmap(m);
             }
             default -> throw new IllegalStateException(name());
         }

@@ -76,7 +76,8 @@ public final class Zap {
     /** {@code zap_huge_pmd}: the frame goes to the gather, and the deposited table with it. */
     private long zapHuge(MmuGather tlb, long pmdEntry, long entry) {
         long pfn = Pte.pfn(entry);
-        huge.frames().addMapcounts(pfn, -1);
+        // The entry is its frame's one mapping, and the PMD lock is held: plain stores, not 512 atomics.
+        huge.frames().setMapcounts(pfn, 0);
         tlb.removePage(pfn, PageSize.HUGE_ORDER);
         if (!Pte.hugetlb(entry)) {
             tlb.pteFreeTlb(tables.withdraw(Entries.tableOf(pmdEntry)));

