@@ -102,6 +102,23 @@ class HugePageTest {
 
     @ParameterizedTest
     @MethodSource("modes")
+    void shouldCoverAHugePageWithOneTlbEntry(VmConfig config) {
+        try (AddressSpace as = open(config); Mmu mmu = as.attach()) {
+            long a = thpMapping(as, 1);
+            mmu.putLong(a, 1);
+            long misses = mmu.tlbMisses();
+            for (long p = 0; p < HUGE; p += PAGE) {
+                mmu.putLong(a + p + 8, p);
+            }
+            assertTrue(mmu.tlbMisses() - misses <= 1, "512 pages, " + (mmu.tlbMisses() - misses) + " TLB misses");
+            as.munmap(a + 100 * PAGE, PAGE);
+            assertThrows(FaultException.class, () -> mmu.getLong(a + 100 * PAGE), "the split shot the 2 MiB entry down");
+            assertEquals(101 * PAGE, mmu.getLong(a + 101 * PAGE + 8));
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("modes")
     void shouldFollowThePolicy(VmConfig config) {
         try (AddressSpace as = open(config, Thp.ALWAYS)) {
             long a = as.mmap(0, 2 * HUGE, RW, MapFlags.NONE);

@@ -29,7 +29,7 @@ public final class LiveCounters implements AutoCloseable {
         "faults.accerr", "faults.oom", "faults.fallback", "pages.alloc", "pages.free", "tables.alloc",
         "tables.free", "ptl.acq", "ptl.cont", "pmd.acq", "pmd.cont", "pte.acq", "pte.cont", "tlb.flushes",
         "grace.periods", "rss!", "grace.pending!", "frames.free!", "mem.committed!", "mem.reported!", "mem.structpages!",
-        "proc.rss!",
+        "proc.rss!", "faults.thp", "faults.hugetlb", "thp.fallback", "thp.split", "thp.collapse", "huge!",
     };
 
     private final Path file;
@@ -121,6 +121,12 @@ public final class LiveCounters implements AutoCloseable {
             v[21] = s.gracePeriods();
             v[22] = s.rssPages();
             v[23] = s.pendingFreeFrames();
+            v[29] = s.faults("thp");
+            v[30] = s.faults("hugetlb");
+            v[31] = s.faults("thpFallback");
+            v[32] = s.thpSplits();
+            v[33] = s.thpCollapses();
+            v[34] = s.hugePages();
             PhysicalMemory m = as.memory();
             if (!m.isClosed()) {
                 v[24] = m.freeFrameCount();

@@ -24,7 +24,9 @@ public final class StatCommand {
         {"tblfree/s", "tables.free"}, {"ptl-c/s", "ptl.cont"}, {"pmd-c/s", "pmd.cont"}, {"pte-c/s", "pte.cont"},
         {"flush/s", "tlb.flushes"}, {"grace/s", "grace.periods"}, {"rss", "rss!"}, {"pending", "grace.pending!"},
         {"free", "frames.free!"}, {"commitMiB", "mem.committed!"}, {"reportMiB", "mem.reported!"},
-        {"structMiB", "mem.structpages!"}, {"procRSSMiB", "proc.rss!"},
+        {"structMiB", "mem.structpages!"}, {"procRSSMiB", "proc.rss!"}, {"thp/s", "faults.thp"},
+        {"hugetlb/s", "faults.hugetlb"}, {"thpfb/s", "thp.fallback"}, {"split/s", "thp.split"},
+        {"collapse/s", "thp.collapse"}, {"huge", "huge!"},
     };
 
     private StatCommand() {
