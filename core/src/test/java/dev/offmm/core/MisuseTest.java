@@ -35,6 +35,7 @@ import static org.junit.jupiter.api.Assertions.fail;
  */
 class MisuseTest {
     private static final long PAGE = 4096;
+    private static final long HUGE = 2L << 20;
     private static final long END = AddressSpace.USER_END;
     private static final long MIN = AddressSpace.MMAP_MIN_ADDR;
     private static final int RW = Prot.READ | Prot.WRITE;
@@ -61,8 +62,8 @@ class MisuseTest {
 
     /** The calls of the matrix. */
     private enum Call {
-        MUNMAP, MPROTECT, MPROTECT_BAD_PROT, MADVISE_DONTNEED, MADVISE_WILLNEED, MADVISE_HUGEPAGE, MADVISE_BAD,
-        MMAP_FIXED, MMAP_NOREPLACE, MMAP_HINT, MMAP_BAD_FLAGS, MMAP_BAD_PROT
+        MUNMAP, MPROTECT, MPROTECT_BAD_PROT, MADVISE_DONTNEED, MADVISE_WILLNEED, MADVISE_HUGEPAGE, MADVISE_COLLAPSE,
+        MADVISE_BAD, MMAP_FIXED, MMAP_NOREPLACE, MMAP_HINT, MMAP_BAD_FLAGS, MMAP_BAD_PROT, MMAP_HUGETLB
     }
 
     private static AddressSpace build(PhysicalMemory memory, VmConfig config) {
@@ -120,7 +121,8 @@ class MisuseTest {
         boolean lenOverflows = len > Long.MAX_VALUE - (PAGE - 1);
         long alen = (len + PAGE - 1) & -PAGE;
         switch (call) {
-            case MUNMAP, MPROTECT, MPROTECT_BAD_PROT, MADVISE_DONTNEED, MADVISE_WILLNEED, MADVISE_HUGEPAGE, MADVISE_BAD -> {
+            case MUNMAP, MPROTECT, MPROTECT_BAD_PROT, MADVISE_DONTNEED, MADVISE_WILLNEED, MADVISE_HUGEPAGE, MADVISE_COLLAPSE,
+                 MADVISE_BAD -> {
                 if (call == Call.MADVISE_BAD) {
                     return Set.of("EINVAL");
                 }
@@ -144,6 +146,13 @@ class MisuseTest {
             }
             default -> {
                 if (len <= 0 || call == Call.MMAP_BAD_FLAGS || call == Call.MMAP_BAD_PROT) {
+                    return Set.of("EINVAL");
+                }
+                // MAP_HUGETLB: the length must be a multiple of 2 MiB, and so must a FIXED address.
+                if (call == Call.MMAP_HUGETLB && (len & (HUGE - 1)) != 0) {
+                    return Set.of("EINVAL");
+                }
+                if (call == Call.MMAP_HUGETLB && !lenOverflows && alen <= END - MIN && (addr & (HUGE - 1)) != 0) {
                     return Set.of("EINVAL");
                 }
                 if (lenOverflows || alen > END - MIN) {
@@ -178,6 +187,7 @@ class MisuseTest {
             case MADVISE_DONTNEED -> as.madvise(addr, len, Advice.DONTNEED);
             case MADVISE_WILLNEED -> as.madvise(addr, len, Advice.WILLNEED);
             case MADVISE_HUGEPAGE -> as.madvise(addr, len, Advice.HUGEPAGE);
+            case MADVISE_COLLAPSE -> as.madvise(addr, len, Advice.COLLAPSE);
             case MADVISE_BAD -> as.madvise(addr, len, -1);
             case MMAP_FIXED -> {
                 return as.mmap(addr, len, RW, MapFlags.FIXED);
@@ -187,6 +197,9 @@ class MisuseTest {
             }
             case MMAP_HINT -> {
                 return as.mmap(addr, len, Prot.READ, MapFlags.NORESERVE);
+            }
+            case MMAP_HUGETLB -> {
+                return as.mmap(addr, len, RW, MapFlags.FIXED | MapFlags.HUGETLB);
             }
             case MMAP_BAD_FLAGS -> {
                 return as.mmap(addr, len, RW, MapFlags.FIXED | 1 << 12);
