@@ -107,9 +107,18 @@ public final class BuddyAllocator {
         this.hugeBlockFreed = callback;
     }
 
-    /** Frames free in the buddy lists and the never-used top (not counting per-thread caches). */
+    /**
+     * Frames free in the buddy lists, the never-used top and the blocks a reporting pass holds
+     * (not counting per-thread caches), read under the zone lock: an isolation or a put-back moves
+     * a block between two of the terms, which a lockless read could see half done.
+     */
     public long freeFrames() {
-        return freeFrames + (nrFrames - online) + isolatedFrames;
+        zoneLock.lock();
+        try {
+            return freeFrames + (nrFrames - online) + isolatedFrames;
+        } finally {
+            zoneLock.unlock();
+        }
     }
 
     /** Frames carved into the lists so far (the rest of memory was never used). */

@@ -604,10 +604,19 @@ public final class FrameAllocator {
 
     /**
      * Frames an allocation can get now: free in the buddy lists, plus those parked in threads'
-     * caches (which an allocation drains before it gives up). Racy while threads run.
+     * caches (which an allocation drains before it gives up). Racy while threads allocate, but
+     * exact against the moves between caches and the buddy (the page reporter drains idle caches
+     * on its own thread): the buddy's count is read before and after the caches, and the sum is
+     * taken again if a move changed it in between.
      */
     public long freeFrameCount() {
-        return buddy.freeFrames() + cachedFrameCount();
+        while (true) {
+            long before = buddy.freeFrames();
+            long cached = cachedFrameCount();
+            if (buddy.freeFrames() == before) {
+                return before + cached;
+            }
+        }
     }
 
     /** Caches registered, of live threads and of dead ones not yet reaped (racy). */
