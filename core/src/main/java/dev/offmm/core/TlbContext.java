@@ -39,8 +39,11 @@ abstract sealed class TlbContext permits Mmu {
     static final int TLB_WAYS = 2;
     /** 4 KiB TLB entries: 512, 2 MiB of reach; 16 KiB of arrays, one 64-byte line per set. */
     static final int TLB_ENTRIES = TLB_SETS * TLB_WAYS;
-    /** 2 MiB TLB entries. */
-    static final int HUGE_TLB_ENTRIES = 16;
+    /**
+     * 2 MiB TLB entries, direct-mapped: 2048, 4 GiB of reach in 32 KiB (a tag and a frame each).
+     * Their tags carry the flush epoch, so a shootdown clears nothing.
+     */
+    static final int HUGE_TLB_ENTRIES = 2048;
 
     private static final long PAGE_MASK = Entries.PAGE_MASK;
     private static final long HUGE_MASK = Entries.PMD_MASK;

@@ -127,9 +127,11 @@ class HugePageTest {
             as.madvise(a + HUGE, HUGE, Advice.NOHUGEPAGE);
             as.putLong(a + HUGE, 1);
             assertEquals(1, as.stats().hugePages(), "NOHUGEPAGE wins over ALWAYS");
-            long b = as.mmap(0, HUGE + PAGE, RW, MapFlags.NONE);
-            as.putLong(b + HUGE, 1);
+            long b = as.mmap(0x7000_0000_0000L + PAGE, HUGE, RW, MapFlags.FIXED);
+            as.putLong(b + HUGE / 2, 1);
             assertEquals(1, as.stats().hugePages(), "the 2 MiB range must lie wholly inside the VMA");
+            long c = as.mmap(0, HUGE + PAGE, RW, MapFlags.NONE);
+            assertTrue((c & (HUGE - 1)) != 0, "a length that is no multiple of 2 MiB is placed at any page");
         }
     }
 

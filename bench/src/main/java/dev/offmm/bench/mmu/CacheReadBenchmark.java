@@ -1,5 +1,7 @@
 package dev.offmm.bench.mmu;
 
+import dev.offmm.bench.kernel.Libc;
+import dev.offmm.core.Advice;
 import dev.offmm.core.AddressSpace;
 import dev.offmm.core.MapFlags;
 import dev.offmm.core.Mmu;
@@ -29,7 +31,8 @@ import java.util.concurrent.TimeUnit;
 /**
  * Reads that look like a cache's: 64-byte values and 8-byte words at random addresses, uniform or
  * Zipf-distributed (s = 0.99, the hot keys scattered over the whole range), over a hot set that
- * fits the TLB (256 KiB) and a range that does not (256 MiB), through an {@link Mmu} and from a
+ * fits the TLB (256 KiB) and ranges that do not (256 MiB; 4 GiB with {@code -p size=4294967296},
+ * best with {@code -p thp=true}: offmm's own 2 MiB pages), through an {@link Mmu} and from a
  * plain {@code Arena.ofShared()} segment of the same size in the same run. Run with {@code -t 1}
  * and {@code -t 2}: each thread has its own {@code Mmu} and its own sequence of addresses.
  *
@@ -61,6 +64,10 @@ public class CacheReadBenchmark {
         @Param({"false"})
         public boolean hostHugePages;
 
+        /** Whether offmm maps the range with its own 2 MiB pages (THP: {@code Advice.HUGEPAGE}). */
+        @Param({"false"})
+        public boolean thp;
+
         PhysicalMemory memory;
         AddressSpace as;
         long base;
@@ -75,13 +82,23 @@ public class CacheReadBenchmark {
                     .hostHugePages(hostHugePages).build();
             as = AddressSpace.create(memory, VmConfig.defaults());
             base = as.mmap(0, size, Prot.READ | Prot.WRITE, MapFlags.NONE);
+            if (thp) {
+                as.madvise(base, size, Advice.HUGEPAGE);
+            }
             try (Mmu mmu = as.attach()) {
                 for (long off = 0; off < size; off += 8) {
                     mmu.putLong(base + off, off * 0x9E3779B97F4A7C15L);
                 }
             }
+            if (thp && as.stats().hugePages() != size / huge) {
+                throw new IllegalStateException("only " + as.stats().hugePages() + " of " + size / huge + " are huge pages");
+            }
             arena = Arena.ofShared();
-            plain = arena.allocate(size, 4096);
+            // The same backing: with host huge pages for offmm's frames, the plain segment gets them too.
+            plain = arena.allocate(size, hostHugePages ? huge : 4096);
+            if (hostHugePages) {
+                Libc.madvise(plain, Libc.MADV_HUGEPAGE);
+            }
             for (long off = 0; off < size; off += 8) {
                 plain.set(ValueLayout.JAVA_LONG, off, off * 0x9E3779B97F4A7C15L);
             }

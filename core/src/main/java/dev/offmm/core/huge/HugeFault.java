@@ -132,15 +132,19 @@ public final class HugeFault {
         long entry = Pte.mkHuge(pfn, Pte.protBits(true, Prot.writable(vma.prot)), hugetlb);
         frames.setMapcounts(pfn, 1);
         long lock = ptl.hugePteLock(pmdEntry);
-        boolean won = Pte.none(entries.getPlain(pmdEntry));
-        if (won) {
-            if (!hugetlb) {
-                tables.deposit(Entries.tableOf(pmdEntry), table);
+        boolean won;
+        try {
+            won = Pte.none(entries.getPlain(pmdEntry));
+            if (won) {
+                if (!hugetlb) {
+                    tables.deposit(Entries.tableOf(pmdEntry), table);
+                }
+                // Release: the zeroed frame and its counts before the entry.
+                huge.set(pmdEntry, entry);
             }
-            // Release: the zeroed frame and its counts before the entry.
-            huge.set(pmdEntry, entry);
+        } finally {
+            ptl.unlock(lock);
         }
-        ptl.unlock(lock);
         if (!won) {
             frames.setMapcounts(pfn, 0);
             frames.freeUnused(pfn);

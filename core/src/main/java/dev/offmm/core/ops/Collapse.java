@@ -39,7 +39,10 @@ import java.util.concurrent.locks.Lock;
  *       generation before the locks drop;</li>
  *   <li>wait, without locks, until every context has moved past that generation
  *       ({@link #awaitGeneration}); if one holds on too long, put the table back
- *       (nothing was copied or freed) and report EAGAIN;</li>
+ *       (nothing was copied or freed) and report EAGAIN. Then look for pins again: a pin is
+ *       taken inside an access without locks, so one that began before the bump may have raised
+ *       its refcount after the first look (the kernel checks after {@code pmdp_collapse_flush}
+ *       for the same reason); now the look is exact;</li>
  *   <li>copy the pages, empty the old table and deposit it for the huge entry's later split
  *       (as the kernel deposits the collapsed table), publish the huge entry with release;</li>
  *   <li>free the old pages through a gather, after a grace period like any unmap.</li>
@@ -150,12 +153,18 @@ final class Collapse {
             throw e;
         }
         if (!awaitGeneration(gen)) {
-            long lock = ptl.pmdLock(Entries.tableOf(pmdE));
-            entries.setRelease(pmdE, pmd);
-            ptl.unlock(lock);
-            huge.frames().freeUnused(pfn);
+            restore(pmdE, pmd, pfn);
             throw new VmException(VmException.Code.EAGAIN, "madvise COLLAPSE: an access in progress held 0x"
                     + Long.toHexString(s) + " for more than " + GRACE_TIMEOUT_NANOS / 1_000_000 + " ms");
+        }
+        // Pins are taken inside accesses, without locks: one that began before the bump may have
+        // raised a refcount after the check under the locks. Now no context can reach the range
+        // (and faults wait for mmap_lock), so this second look is exact.
+        long pinned = pinnedPage(table);
+        if (pinned >= 0) {
+            restore(pmdE, pmd, pfn);
+            throw new VmException(VmException.Code.EAGAIN, "madvise COLLAPSE: page 0x"
+                    + Long.toHexString(s + pinned * Entries.PAGE_SIZE) + " is pinned");
         }
         MmuGather tlb = zap.gather();
         // No context, walker or fault can reach the old table now: plain loads and stores.
@@ -211,6 +220,28 @@ final class Collapse {
         return true;
     }
 
+    /** Puts the PTE table back (nothing was copied or freed) and frees the unused huge frame. */
+    private void restore(long pmdE, long pmd, long pfn) {
+        long lock = ptl.pmdLock(Entries.tableOf(pmdE));
+        try {
+            entries.setRelease(pmdE, pmd);
+        } finally {
+            ptl.unlock(lock);
+        }
+        huge.frames().freeUnused(pfn);
+    }
+
+    /** The index of the first page of PTE table {@code table} that a pin holds, or -1. */
+    private long pinnedPage(long table) {
+        for (int i = 0; i < HugeFrames.NR; i++) {
+            long e = entries.getPlain(Entries.entry(table, i));
+            if (Pte.ownsFrame(e) && map.refcountVolatile(Pte.pfn(e)) != 1) {
+                return i;
+            }
+        }
+        return -1;
+    }
+
     /**
      * Under the PMD lock and the PTE lock (one lock in single mode): rechecks the table, refuses
      * pinned pages, clears the PMD entry and bumps the TLB generation before the locks drop.
@@ -227,12 +258,11 @@ final class Collapse {
             if (entries.getPlain(pmdE) != pmd) {
                 throw new IllegalStateException("PMD entry at 0x" + Long.toHexString(s) + " changed under mmap_lock");
             }
-            for (int i = 0; i < HugeFrames.NR; i++) {
-                long e = entries.getPlain(Entries.entry(table, i));
-                if (Pte.ownsFrame(e) && map.refcountVolatile(Pte.pfn(e)) != 1) {
-                    throw new VmException(VmException.Code.EAGAIN, "madvise COLLAPSE: page 0x"
-                            + Long.toHexString(s + i * Entries.PAGE_SIZE) + " is pinned");
-                }
+            // A first look, to refuse early; the exact one follows the grace period.
+            long pinned = pinnedPage(table);
+            if (pinned >= 0) {
+                throw new VmException(VmException.Code.EAGAIN, "madvise COLLAPSE: page 0x"
+                        + Long.toHexString(s + pinned * Entries.PAGE_SIZE) + " is pinned");
             }
             entries.setRelease(pmdE, 0);
             return mm.flushTlb();

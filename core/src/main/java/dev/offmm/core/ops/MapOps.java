@@ -3,7 +3,6 @@ package dev.offmm.core.ops;
 import dev.offmm.core.Advice;
 import dev.offmm.core.MapFlags;
 import dev.offmm.core.Prot;
-import dev.offmm.core.Thp;
 import dev.offmm.core.VmException;
 import dev.offmm.core.fault.FaultHandler;
 import dev.offmm.core.mm.Mm;
@@ -31,8 +30,10 @@ import java.util.concurrent.locks.Lock;
  *
  * <p>Huge pages: a {@link MapFlags#HUGETLB} mapping needs a 2 MiB-multiple length (and a 2 MiB
  * aligned {@code FIXED} address), and no munmap, mprotect or madvise may cut one of its 2 MiB
- * pages (EINVAL, as for hugetlbfs). Mappings of 2 MiB or more are placed 2 MiB-aligned when THP
- * is not {@link Thp#NEVER} ({@code thp_get_unmapped_area}), so that their huge pages line up.
+ * pages (EINVAL, as for hugetlbfs). Placement follows {@code thp_get_unmapped_area}: a free hint
+ * is taken as it is (rounded down to 2 MiB for hugetlb); without one, a mapping whose length is a
+ * multiple of 2 MiB goes top-down at a 2 MiB-aligned address, falling back to any address if no
+ * aligned gap is left (hugetlb: ENOMEM).
  */
 public final class MapOps {
     /** The lowest address mmap may use ({@code vm.mmap_min_addr}). */
@@ -123,8 +124,7 @@ public final class MapOps {
                 doMunmap(start, start + len);
             } else {
                 checkMapCount(1);
-                boolean alignHuge = hugetlb || (len >= Entries.PMD_SIZE && mm.config().thp() != Thp.NEVER);
-                start = findFreeRange(addr, len, alignHuge ? Entries.PMD_SIZE : PAGE);
+                start = Placement.findFreeRange(vmas, addr, len, hugetlb);
             }
             int vmFlags = ((flags & MapFlags.NORESERVE) != 0 ? Vma.VM_NORESERVE : 0) | (hugetlb ? Vma.VM_HUGETLB : 0);
             vmas.replace(start, start + len, List.of(new Vma(start, start + len, prot, vmFlags)));
@@ -160,32 +160,6 @@ public final class MapOps {
         } finally {
             counts.fold();
         }
-    }
-
-    /**
-     * The highest free gap of {@code len} below the user end, starting at a multiple of
-     * {@code align}, or the hint (rounded down to {@code align}) if it is free.
-     */
-    private long findFreeRange(long hint, long len, long align) {
-        if (hint != 0) {
-            long h = hint & -align;
-            if (h >= MMAP_MIN_ADDR && h <= USER_END - len && vmas.overlapping(h, h + len).isEmpty()) {
-                return h;
-            }
-        }
-        Vma[] array = vmas.snapshot();
-        long top = USER_END;
-        for (int i = array.length - 1; i >= -1; i--) {
-            long bottom = Math.max(i >= 0 ? array[i].end : MMAP_MIN_ADDR, MMAP_MIN_ADDR);
-            long at = (top - len) & -align;
-            if (top - len >= bottom && at >= bottom) {
-                return at;
-            }
-            if (i >= 0) {
-                top = array[i].start;
-            }
-        }
-        throw new VmException(VmException.Code.ENOMEM, "no free range of " + len + " bytes");
     }
 
     /** {@code munmap}: see {@link dev.offmm.core.AddressSpace#munmap}. */

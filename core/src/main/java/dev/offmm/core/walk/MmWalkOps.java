@@ -20,7 +20,10 @@ public interface MmWalkOps {
         return 0;
     }
 
-    /** A present PMD entry (a table, or a huge leaf: then nothing is below it). */
+    /**
+     * A non-empty PMD entry: a table, or a huge leaf (present, or PROT_NONE: then nothing is
+     * below it, and the walk does not descend whatever the entry became since it was read).
+     */
     default int pmdEntry(long entry, long addr, long next, MmWalk walk) {
         return 0;
     }

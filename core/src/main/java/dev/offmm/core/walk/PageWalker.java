@@ -23,6 +23,8 @@ public final class PageWalker {
     private final MmWalkOps ops;
     private final MmWalk walk = new MmWalk();
     private final PtlSlot slot = new PtlSlot();
+    /** Set by {@link #walkPteTable} when the PMD entry no longer named the table it was read as. */
+    private boolean tableChanged;
 
     private PageWalker(Entries entries, PtlHelpers ptl, MmWalkOps ops, Object priv) {
         this.entries = entries;
@@ -69,12 +71,13 @@ public final class PageWalker {
             }
             // A huge leaf is not a table: reported above as the leaf it is, never descended.
             if (walk.action == MmWalk.ACTION_SUBTREE && Pte.table(entry)) {
+                tableChanged = false;
                 r = level == Entries.PMD ? walkPteTable(entryAddr, addr, next)
                         : walkTable(Pte.pfn(entry), level + 1, addr, next);
                 if (r != 0) {
                     return r;
                 }
-                if (walk.action == MmWalk.ACTION_AGAIN) {
+                if (level == Entries.PMD && tableChanged) {
                     continue;
                 }
             }
@@ -88,7 +91,7 @@ public final class PageWalker {
         if (pte < 0) {
             // The entry read as a table is no longer one (it became huge, or empty): read it
             // again rather than report what it was ({@code walk_pmd_range}'s ACTION_AGAIN).
-            walk.action = MmWalk.ACTION_AGAIN;
+            tableChanged = true;
             return 0;
         }
         long lock = slot.ptl;

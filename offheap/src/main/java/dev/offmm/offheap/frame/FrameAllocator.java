@@ -604,19 +604,21 @@ public final class FrameAllocator {
 
     /**
      * Frames an allocation can get now: free in the buddy lists, plus those parked in threads'
-     * caches (which an allocation drains before it gives up). Racy while threads allocate, but
-     * exact against the moves between caches and the buddy (the page reporter drains idle caches
-     * on its own thread): the buddy's count is read before and after the caches, and the sum is
-     * taken again if a move changed it in between.
+     * caches (which an allocation drains before it gives up). Racy while threads allocate (a
+     * refill batch in flight is in neither), but exact against the page reporter's drains of idle
+     * caches on its own thread: the buddy's count is read before and after the caches, and the
+     * sum is taken again (up to 16 times) if a move changed it in between.
      */
     public long freeFrameCount() {
-        while (true) {
+        long sum = 0;
+        for (int attempt = 0; attempt < 16; attempt++) {
             long before = buddy.freeFrames();
-            long cached = cachedFrameCount();
+            sum = before + cachedFrameCount();
             if (buddy.freeFrames() == before) {
-                return before + cached;
+                break;
             }
         }
+        return sum;
     }
 
     /** Caches registered, of live threads and of dead ones not yet reaped (racy). */
