@@ -39,10 +39,7 @@ abstract sealed class TlbContext permits Mmu {
     static final int TLB_WAYS = 2;
     /** 4 KiB TLB entries: 512, 2 MiB of reach; 16 KiB of arrays, one 64-byte line per set. */
     static final int TLB_ENTRIES = TLB_SETS * TLB_WAYS;
-    /**
-     * 2 MiB TLB entries, direct-mapped: 2048, 4 GiB of reach in 32 KiB (a tag and a frame each).
-     * Their tags carry the flush epoch, so a shootdown clears nothing.
-     */
+    /** 2 MiB TLB entries, direct-mapped: 4 GiB of reach in 32 KiB; epoch-tagged, so a flush clears nothing. */
     static final int HUGE_TLB_ENTRIES = 2048;
 
     private static final long PAGE_MASK = Entries.PAGE_MASK;
@@ -146,6 +143,14 @@ abstract sealed class TlbContext permits Mmu {
         if (t[e + w] == tag) {
             return t[e + 2] | (va & PAGE_MASK);
         }
+        // Then the 2 MiB entry, inline too (with huge pages every access misses the 4 KiB ways).
+        // No bounds check: no entry holds the 2 MiB page number (>= 2^26) of a non-user address.
+        long vhpn = va >>> Entries.PMD_SHIFT;
+        int h = (int) (vhpn & (HUGE_TLB_ENTRIES - 1)) << 1;
+        long[] ht = hugeTlb;
+        if (ht[h] == vhpn + tagBase && (!write || (ht[h + 1] & TLB_WRITE) != 0)) {
+            return (ht[h + 1] & ~PAGE_MASK) | (va & HUGE_MASK);
+        }
         // Way 1 is looked at out of line: the inlined hit path stays as small as a direct-mapped one.
         return translateSlowPath(va, write);
     }
@@ -232,11 +237,6 @@ abstract sealed class TlbContext permits Mmu {
         if (va < 0 || va >= Entries.USER_END) {
             slot.exitRelease();
             throw new FaultException(FaultException.Kind.MAPERR, va, write);
-        }
-        long vhpn = va >>> Entries.PMD_SHIFT;
-        int h = (int) (vhpn & (HUGE_TLB_ENTRIES - 1)) << 1;
-        if (hugeTlb[h] == vhpn + tagBase && (!write || (hugeTlb[h + 1] & TLB_WRITE) != 0)) {
-            return (hugeTlb[h + 1] & ~PAGE_MASK) | (va & HUGE_MASK);
         }
         misses++;
         while (true) {
