@@ -119,6 +119,19 @@ class HugePageTest {
 
     @ParameterizedTest
     @MethodSource("modes")
+    void shouldPopulateWithHugePagesAndNoSpuriousFaults(VmConfig config) {
+        try (AddressSpace as = open(config, Thp.ALWAYS)) {
+            long a = as.mmap(0, 4 * HUGE, RW, MapFlags.POPULATE);
+            VmStats s = as.stats();
+            assertEquals(4, s.hugePages());
+            assertEquals(4, s.faults("thp"));
+            assertEquals(0, s.faults("spurious"), "a populated huge page is not faulted 511 more times");
+            assertEquals(0, as.getLong(a + 3 * HUGE + 8));
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("modes")
     void shouldFollowThePolicy(VmConfig config) {
         try (AddressSpace as = open(config, Thp.ALWAYS)) {
             long a = as.mmap(0, 2 * HUGE, RW, MapFlags.NONE);

@@ -131,6 +131,15 @@ public final class FaultHandler {
         return OK;
     }
 
+    /**
+     * Whether {@code va} is mapped by a huge entry now (acquire loads). For a caller that holds
+     * mmap_lock, so the tables it reads stay.
+     */
+    public boolean mappedHuge(long va) {
+        long pmdE = entries.lookupPmd(mm.pgd(), va);
+        return pmdE >= 0 && Pte.huge(entries.getAcquire(pmdE));
+    }
+
     /** Takes the PTE lock and rechecks that the PMD still names the table the PTE was read from. */
     private boolean lockAndRecheckPmd(long pmdE, PtlSlot slot) {
         ptl.lockPte(slot.ptl);

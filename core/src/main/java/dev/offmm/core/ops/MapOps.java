@@ -152,10 +152,12 @@ public final class MapOps {
         VmCounters.Local counts = mm.counters().local();
         PtlSlot slot = new PtlSlot(counts, 0);
         try {
-            for (long va = start; va < end; va += step) {
+            for (long va = start; va < end;) {
                 if (faults.handleMmFault(vma, va, write, slot) != FaultHandler.OK) {
                     return;
                 }
+                // A fault that mapped a 2 MiB page populated the rest of it too.
+                va = faults.mappedHuge(va) ? (va | Entries.PMD_MASK) + 1 : va + step;
             }
         } finally {
             counts.fold();
