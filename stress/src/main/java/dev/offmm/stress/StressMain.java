@@ -18,7 +18,7 @@ import java.util.TreeMap;
  * The jar's entry point: runs jcstress with the given arguments, then reads the result blob it
  * wrote and fails (exit 1) unless every test configuration ran normally and produced samples, and
  * each control test ({@link BrokenLockControl}, {@link GraceOrderingControl},
- * {@link QuiescentOrderingControl}, {@link ReportingVsAllocControl}) observed the outcome
+ * {@link QuiescentOrderingControl}, {@link ReportingVsAllocControl}, {@link ThpVsSmallFaultControl}) observed the outcome
  * of its broken variant. jcstress itself fails
  * the run for a FORBIDDEN outcome or a test error, but counts a configuration that could not run
  * at all (a VM that would not start, a class that would not load) only as a "soft error".
@@ -29,7 +29,7 @@ public final class StressMain {
     /** Each control test and the outcome it must show: a broken variant the harness has to catch. */
     private static final Map<String, String> CONTROLS = Map.of(BrokenLockControl.class.getName(), "0, 0",
             GraceOrderingControl.class.getName(), "0, 0", QuiescentOrderingControl.class.getName(), "0, 0",
-            ReportingVsAllocControl.class.getName(), "1, 1, 1");
+            ReportingVsAllocControl.class.getName(), "1, 1, 1", ThpVsSmallFaultControl.class.getName(), "1, 1");
 
     private StressMain() {
     }

@@ -17,6 +17,11 @@ final class StressMemory {
      * what is touched), so live states that each hold a huge page cost only their own pages.
      */
     static final PhysicalMemory HUGE_MEMORY = PhysicalMemory.create(4L << 30);
+    /**
+     * 1 GiB for {@link ThpVsSmallFaultControl}, whose broken variant leaks a table and a page each
+     * time it is caught: once this runs out, its THP faults fall back and the leaking stops.
+     */
+    static final PhysicalMemory CONTROL_MEMORY = PhysicalMemory.create(1L << 30);
     /** Split PTE and PMD locks with inline lock words. */
     static final VmConfig SPLIT = VmConfig.builder().lockMode(LockMode.SPLIT_PTE_PMD).build();
     /** Split PTE and PMD locks with allocated debug locks. */

@@ -12,6 +12,7 @@ import dev.offmm.core.pgtable.Pte;
 import dev.offmm.core.unmap.MmuGather;
 import dev.offmm.core.vma.Vma;
 import dev.offmm.offheap.PhysicalMemory;
+import dev.offmm.offheap.frame.FrameAllocator;
 import dev.offmm.offheap.lock.PtLocks;
 import dev.offmm.offheap.page.MemMap;
 
@@ -122,6 +123,37 @@ public final class PageTableProbe implements AutoCloseable {
             } finally {
                 v.readUnlock(slot.stripe);
             }
+        }
+
+        /**
+         * The control's broken THP fault: a zeroed 2 MiB frame and a table to deposit, then the
+         * huge entry stored under the PMD lock without rechecking that the entry is still empty.
+         * A 4 KiB fault that installed its PTE table first loses it: the table and its page stay
+         * allocated and counted, reachable from nothing. Returns 0, or 1 without memory.
+         */
+        public int brokenThpWriteFault() {
+            long pfn = s.pages().allocHuge(false);
+            if (pfn == FrameAllocator.NO_FRAME) {
+                return 1;
+            }
+            long table = s.tables().allocTable(Entries.PTE, slot.counts);
+            if (table == FrameAllocator.NO_FRAME) {
+                s.huge().frames().freeUnused(pfn);
+                return 1;
+            }
+            s.huge().frames().setMapcounts(pfn, 1);
+            long lock = s.ptl().pmdLock(Entries.tableOf(pmdEntry));
+            try {
+                // Missing on purpose: if (!Pte.none(getPlain(pmdEntry))) give up.
+                s.tables().deposit(Entries.tableOf(pmdEntry), table);
+                s.huge().set(pmdEntry, Pte.mkHuge(pfn, Pte.protBits(true, true), false));
+            } finally {
+                s.ptl().unlock(lock);
+            }
+            slot.counts.add(VmCounters.RSS, 512);
+            slot.counts.add(VmCounters.FRAMES_HELD, 512);
+            slot.counts.increment(VmCounters.HUGE_PAGES);
+            return 0;
         }
 
         /** Splits the huge entry of {@link #VA} ({@code __split_huge_pmd}); whether this call did. */
