@@ -148,7 +148,7 @@ final class Collapse {
         long gen;
         try {
             gen = unlink(pmdE, pmd, table, s);
-        } catch (RuntimeException e) {
+        } catch (RuntimeException | Error e) {
             huge.frames().freeUnused(pfn);
             throw e;
         }

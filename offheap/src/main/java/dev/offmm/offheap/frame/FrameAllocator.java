@@ -606,14 +606,25 @@ public final class FrameAllocator {
      * Frames an allocation can get now: free in the buddy lists, plus those parked in threads'
      * caches (which an allocation drains before it gives up). Racy while threads allocate (a
      * refill batch in flight is in neither), but exact against the page reporter's drains of idle
-     * caches on its own thread: the buddy's count is read before and after the caches, and the
-     * sum is taken again (up to 16 times) if a move changed it in between.
+     * caches on its own thread: each cache is read under its lock, which a drain holds across its
+     * move, the buddy's count before and after (under the zone lock, never both locks at once),
+     * and the sum is taken again (up to 16 times) if a move changed the buddy's in between.
      */
     public long freeFrameCount() {
         long sum = 0;
         for (int attempt = 0; attempt < 16; attempt++) {
             long before = buddy.freeFrames();
-            sum = before + cachedFrameCount();
+            sum = before;
+            // Each count under its cache's lock: a drain holds it across its move into the buddy,
+            // so a count is never read between the move and the count's update.
+            for (FrameCache c : caches) {
+                c.lockUncounted();
+                try {
+                    sum += c.countPlain();
+                } finally {
+                    c.unlock();
+                }
+            }
             if (buddy.freeFrames() == before) {
                 break;
             }

@@ -65,13 +65,21 @@ public final class FrameCache {
 
     /** Takes the lock: one CAS when uncontended, else spin, yield, park ({@link Backoff}). */
     void lock() {
+        lockUncounted();
+        uses++;
+    }
+
+    /**
+     * {@link #lock()} without counting a use: for a reader that only looks at the count, which
+     * must not make an idle cache look busy to the page reporter.
+     */
+    void lockUncounted() {
         if (!(boolean) LOCKED.compareAndSet(this, 0, 1)) {
             int attempt = 0;
             do {
                 attempt = Backoff.idle(attempt);
             } while ((int) LOCKED.getOpaque(this) != 0 || !(boolean) LOCKED.compareAndSet(this, 0, 1));
         }
-        uses++;
     }
 
     /** Acquisitions so far, under the lock (plain). */
