@@ -26,13 +26,7 @@ class AddressSpaceSpecTest {
 
     @AfterEach
     void closeMemory() {
-        if (memory != null) {
-            memory.zone().frames().drainCurrentThread();
-            long free = memory.freeFrameCount();
-            long slabPages = memory.zone().lockSlab().pages();
-            memory.close();
-            assertEquals(initialFree, free + slabPages, "every frame is returned (slab pages aside)");
-        }
+        TestSupport.closeAndCheckNoLeak(memory, initialFree);
     }
 
     static java.util.stream.Stream<VmConfig> modes() {

@@ -11,8 +11,6 @@ import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
-import java.util.concurrent.ConcurrentLinkedQueue;
-import java.util.concurrent.CyclicBarrier;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -31,36 +29,6 @@ class ConcurrentFaultStressTest {
 
     static java.util.stream.Stream<VmConfig> modes() {
         return Modes.all();
-    }
-
-    private static void runAll(List<Runnable> bodies) {
-        CyclicBarrier start = new CyclicBarrier(bodies.size());
-        ConcurrentLinkedQueue<Throwable> errors = new ConcurrentLinkedQueue<>();
-        List<Thread> threads = new ArrayList<>();
-        for (Runnable body : bodies) {
-            Thread t = new Thread(() -> {
-                try {
-                    start.await();
-                    body.run();
-                } catch (Throwable e) {
-                    errors.add(e);
-                }
-            });
-            t.start();
-            threads.add(t);
-        }
-        for (Thread t : threads) {
-            try {
-                t.join();
-            } catch (InterruptedException e) {
-                throw new AssertionError(e);
-            }
-        }
-        if (!errors.isEmpty()) {
-            AssertionError e = new AssertionError("a thread failed: " + errors.peek(), errors.peek());
-            errors.forEach(e::addSuppressed);
-            throw e;
-        }
     }
 
     /** Collects the pfn of every present data PTE in a range; fails on a duplicate. */
@@ -101,7 +69,7 @@ class ConcurrentFaultStressTest {
                             }
                         });
                     }
-                    runAll(bodies);
+                    TestSupport.runAll(bodies);
                     assertEquals(pages, as.stats().rssPages());
                     assertEquals(pages, mappedFrames(as, a, a + pages * PAGE).size());
                     for (int p = 0; p < pages; p++) {
@@ -131,7 +99,7 @@ class ConcurrentFaultStressTest {
                     }
                 });
             }
-            runAll(bodies);
+            TestSupport.runAll(bodies);
             assertEquals(THREADS * region / PAGE, as.stats().rssPages());
             for (int t = 0; t < THREADS; t++) {
                 for (long off = 0; off < region; off += 64 * PAGE) {
@@ -202,7 +170,7 @@ class ConcurrentFaultStressTest {
                         });
                     }
                 });
-                runAll(bodies);
+                TestSupport.runAll(bodies);
                 assertEquals(64, as.stats().rssPages());
             }
         }

@@ -15,7 +15,6 @@ import org.junit.jupiter.params.provider.MethodSource;
 
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.CyclicBarrier;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
@@ -60,44 +59,7 @@ class HugeConcurrencyStressTest {
 
     @AfterEach
     void closeMemory() {
-        if (memory != null) {
-            memory.zone().frames().drainAllCaches();
-            memory.zone().frames().reapDeadCaches();
-            long free = memory.freeFrameCount();
-            long slabPages = memory.zone().lockSlab().pages();
-            memory.close();
-            assertEquals(initialFree, free + slabPages, "every frame is returned (slab pages aside)");
-        }
-    }
-
-    private static void runAll(List<Runnable> bodies) {
-        CyclicBarrier start = new CyclicBarrier(bodies.size());
-        ConcurrentLinkedQueue<Throwable> errors = new ConcurrentLinkedQueue<>();
-        List<Thread> threads = new ArrayList<>();
-        for (Runnable body : bodies) {
-            Thread t = new Thread(() -> {
-                try {
-                    start.await();
-                    body.run();
-                } catch (Throwable e) {
-                    errors.add(e);
-                }
-            });
-            t.start();
-            threads.add(t);
-        }
-        for (Thread t : threads) {
-            try {
-                t.join();
-            } catch (InterruptedException e) {
-                throw new AssertionError(e);
-            }
-        }
-        if (!errors.isEmpty()) {
-            AssertionError e = new AssertionError("a thread failed: " + errors.peek(), errors.peek());
-            errors.forEach(e::addSuppressed);
-            throw e;
-        }
+        TestSupport.closeAndCheckNoLeak(memory, initialFree);
     }
 
     @ParameterizedTest
@@ -144,7 +106,7 @@ class HugeConcurrencyStressTest {
                     mmu.close();
                 });
             }
-            runAll(bodies);
+            TestSupport.runAll(bodies);
             System.out.printf("%s%s: %d rounds won by a huge page, %d by a PTE table%n", config.lockMode(),
                     config.debugLocks() ? "+debug" : "", kinds[1], kinds[0]);
             assertEquals(rounds, kinds[0] + kinds[1]);
@@ -240,7 +202,7 @@ class HugeConcurrencyStressTest {
             AtomicLong splits = new AtomicLong();
             long[] walks = new long[3];
             MemMap map = memory.zone().memMap();
-            runAll(List.of(() -> splitAndCollapse(as, a, stop, splits), () -> {
+            TestSupport.runAll(List.of(() -> splitAndCollapse(as, a, stop, splits), () -> {
                 try {
                     long deadline = System.nanoTime() + 1_500_000_000L;
                     while (splits.get() < 2000 && System.nanoTime() < deadline) {
@@ -278,7 +240,7 @@ class HugeConcurrencyStressTest {
             AtomicLong splits = new AtomicLong();
             MmServices s = as.services();
             long[] caught = new long[1];
-            runAll(List.of(() -> splitAndCollapse(as, a, stop, splits), () -> {
+            TestSupport.runAll(List.of(() -> splitAndCollapse(as, a, stop, splits), () -> {
                 try {
                     long deadline = System.nanoTime() + 10_000_000_000L;
                     while (caught[0] == 0 && System.nanoTime() < deadline) {

@@ -41,13 +41,7 @@ class HugePageTest {
 
     @AfterEach
     void closeMemory() {
-        if (memory != null) {
-            memory.zone().frames().drainCurrentThread();
-            long free = memory.freeFrameCount();
-            long slabPages = memory.zone().lockSlab().pages();
-            memory.close();
-            assertEquals(initialFree, free + slabPages, "every frame is returned (slab pages aside)");
-        }
+        TestSupport.closeAndCheckNoLeak(memory, initialFree);
     }
 
     static Stream<VmConfig> modes() {
@@ -162,7 +156,6 @@ class HugePageTest {
             as.putLong(a, 1);
             assertEquals(0, as.stats().hugePages(), "NEVER: 4 KiB even where advised");
         }
-        memory = null;
     }
 
     @ParameterizedTest

@@ -17,6 +17,11 @@ public final class FrameSource {
      */
     private static final long RECLAIM_BUDGET_NANOS = 200_000_000L;
 
+    /** What {@link #take} takes: an order-0 frame, a zeroed one, a zeroed 2 MiB one (caches drained). */
+    private static final int FRAME = 0;
+    private static final int ZEROED = 1;
+    private static final int HUGE = 2;
+
     private final FrameAllocator frames;
     private final Reclaimer reclaimer;
 
@@ -44,19 +49,9 @@ public final class FrameSource {
         // the wait below is not missed. The count sits on its own cache line and changes once
         // per release, so the fast path reads a line that is almost always in its cache.
         long released = reclaimer.releasedFrames();
-        long pfn = take(zeroed);
-        if (pfn != FrameAllocator.NO_FRAME) {
-            return pfn;
-        }
-        long deadline = System.nanoTime() + RECLAIM_BUDGET_NANOS;
-        while (pfn == FrameAllocator.NO_FRAME && System.nanoTime() - deadline < 0
-                && reclaimer.reclaimUnderPressure(released, Math.min(RECLAIM_WAIT_NANOS, deadline - System.nanoTime()))) {
-            // Frames released meanwhile went to the releasing thread's cache, which the next
-            // allocation drains if it must.
-            released = reclaimer.releasedFrames();
-            pfn = take(zeroed);
-        }
-        return pfn;
+        int kind = zeroed ? ZEROED : FRAME;
+        long pfn = take(kind);
+        return pfn != FrameAllocator.NO_FRAME ? pfn : reclaimAndRetry(released, kind);
     }
 
     /**
@@ -68,21 +63,30 @@ public final class FrameSource {
      */
     public long allocHuge(boolean mustHave) {
         long released = reclaimer.releasedFrames();
-        long pfn = frames.huge().alloc(mustHave);
-        if (pfn != FrameAllocator.NO_FRAME || !mustHave) {
-            return pfn;
-        }
+        long pfn = mustHave ? take(HUGE) : frames.huge().alloc(false);
+        return pfn != FrameAllocator.NO_FRAME || !mustHave ? pfn : reclaimAndRetry(released, HUGE);
+    }
+
+    /** After a failed attempt: reclaims and takes again while frames come back and the budget lasts. */
+    private long reclaimAndRetry(long released, int kind) {
+        long pfn = FrameAllocator.NO_FRAME;
         long deadline = System.nanoTime() + RECLAIM_BUDGET_NANOS;
         while (pfn == FrameAllocator.NO_FRAME && System.nanoTime() - deadline < 0
                 && reclaimer.reclaimUnderPressure(released, Math.min(RECLAIM_WAIT_NANOS, deadline - System.nanoTime()))) {
+            // Frames released meanwhile went to the releasing thread's cache, which the next
+            // allocation drains if it must.
             released = reclaimer.releasedFrames();
-            pfn = frames.huge().alloc(true);
+            pfn = take(kind);
         }
         return pfn;
     }
 
-    private long take(boolean zeroed) {
-        return zeroed ? frames.allocZeroedFrame() : frames.allocFrame();
+    private long take(int kind) {
+        return switch (kind) {
+            case FRAME -> frames.allocFrame();
+            case ZEROED -> frames.allocZeroedFrame();
+            default -> frames.huge().alloc(true);
+        };
     }
 
     /** Frees a frame from {@link #alloc()} that was never mapped or published. */
