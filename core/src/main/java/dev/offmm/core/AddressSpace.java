@@ -2,6 +2,7 @@ package dev.offmm.core;
 
 import dev.offmm.core.fault.FaultHandler;
 import dev.offmm.core.mm.Mm;
+import dev.offmm.core.ops.Fork;
 import dev.offmm.core.ops.MapOps;
 import dev.offmm.core.ops.MmServices;
 import dev.offmm.core.pgtable.Entries;
@@ -140,7 +141,7 @@ public final class AddressSpace implements AutoCloseable {
      * @throws FaultException MAPERR (nothing mapped), ACCERR (protection), OOM (no memory)
      */
     public void fault(long address, boolean write) {
-        int r = context().faultOnly(address, write);
+        int r = context().faultOnly(address, write, false);
         if (r != FaultHandler.OK) {
             throw new FaultException(kindOf(r), address, write);
         }
@@ -214,6 +215,23 @@ public final class AddressSpace implements AutoCloseable {
         }
         ensureOpen();
         return casual.get();
+    }
+
+    /**
+     * {@code fork()}: a new address space on the same memory with the same VMAs and contents, every
+     * private page copy-on-write in both; afterwards a write, munmap, mprotect, madvise or close
+     * in one never changes what the other reads. With {@link VmConfig#sharePageTables()} and split
+     * PTE locks, the PTE table of each 2 MiB wholly inside one VMA is shared, not copied, until
+     * either space changes it. A page pinned at the fork is copied for the child at once, so the
+     * pin keeps seeing the parent's writes. THPs are split, hugetlb pages copied. The child has no
+     * contexts and is closed on its own, in either order. Holds mmap_lock for write meanwhile.
+     *
+     * @throws VmException ENOMEM if the child found no frame for a table or a copied page (nothing is left of it)
+     * @throws IllegalStateException if this space or its memory is closed
+     */
+    public AddressSpace fork() {
+        enterCall();
+        return services.memory().open(() -> new AddressSpace(Fork.fork(services)));
     }
 
     /**

@@ -37,6 +37,11 @@ final class CheckMm {
         f.put("thp", t[VmCounters.FAULT_THP]);
         f.put("hugetlb", t[VmCounters.FAULT_HUGETLB]);
         f.put("thpFallback", t[VmCounters.THP_FALLBACK]);
+        f.put("cowCopy", t[VmCounters.FAULT_COW_COPY]);
+        Map<String, Long> u = new LinkedHashMap<>();
+        u.put("copied", t[VmCounters.UNSHARE_COPIED]);
+        u.put("kept", t[VmCounters.UNSHARE_KEPT]);
+        u.put("dropped", t[VmCounters.UNSHARE_DROPPED]);
         Map<LockClass, Long> acq = new EnumMap<>(LockClass.class);
         Map<LockClass, Long> cont = new EnumMap<>(LockClass.class);
         for (LockClass k : LockClass.values()) {
@@ -51,7 +56,8 @@ final class CheckMm {
                 t[VmCounters.TLB_FLUSHES], t[VmCounters.TABLE_RACES_LOST], pendingFrames, t[VmCounters.PAGES_ALLOCATED],
                 t[VmCounters.PAGES_FREED], t[VmCounters.TABLES_ALLOCATED], t[VmCounters.TABLES_FREED],
                 t[VmCounters.GRACE_PERIODS], t[VmCounters.HUGE_PAGES], t[VmCounters.THP_SPLIT],
-                t[VmCounters.THP_COLLAPSE]);
+                t[VmCounters.THP_COLLAPSE], t[VmCounters.SHARED_TABLES], Collections.unmodifiableMap(u),
+                t[VmCounters.FORKS], t[VmCounters.FORK_PINNED_COPIES]);
     }
 
     /**

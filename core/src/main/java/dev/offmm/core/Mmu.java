@@ -1,10 +1,12 @@
 package dev.offmm.core;
 
 import dev.offmm.core.fault.FaultEntry;
+import dev.offmm.core.fault.FaultHandler;
 import dev.offmm.core.mm.Mm;
 import dev.offmm.core.pgtable.Entries;
 import dev.offmm.core.reclaim.EpochSlot;
 import dev.offmm.core.reclaim.Reclaimer;
+import dev.offmm.offheap.host.Backoff;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -63,6 +65,7 @@ public final class Mmu extends TlbContext implements AutoCloseable {
     private final ThreadLocal<Mmu> attachment;
     private final MemorySegment region;
     private final BulkCopy bulk;
+    private final PinGuard pins;
 
     Mmu(Mm mm, MemorySegment region, Entries entries, FaultEntry faults, Reclaimer reclaimer,
         ThreadLocal<Mmu> attachment) {
@@ -70,6 +73,7 @@ public final class Mmu extends TlbContext implements AutoCloseable {
         this.attachment = attachment;
         this.region = region;
         this.bulk = new BulkCopy(this, region);
+        this.pins = new PinGuard(mm, entries);
     }
 
     // ---- single accesses
@@ -278,13 +282,30 @@ public final class Mmu extends TlbContext implements AutoCloseable {
      * A read pin of a page never written is the shared zero page, read-only.
      */
     public PinnedPage pin(long va, boolean write) {
-        // Inside the access the frame cannot be released, so the mapping's reference is still
-        // held while the pin takes its own.
-        long pfn = translate(va, write) >>> Entries.PAGE_SHIFT;
-        try {
-            return PinnedPage.pin(mm.memory(), va & -Entries.PAGE_SIZE, pfn);
-        } finally {
-            exit();
+        for (int attempt = 0;; attempt = Backoff.idle(attempt)) {
+            long seq = mm.forkSeq();
+            if ((seq & 1) != 0) {
+                continue;
+            }
+            PinnedPage p;
+            // Inside the access the frame cannot be released, so the mapping's reference is still
+            // held while the pin takes its own.
+            long pfn = translate(va, write) >>> Entries.PAGE_SHIFT;
+            try {
+                p = pins.tryPin(va & -Entries.PAGE_SIZE, pfn, seq);
+            } finally {
+                exit();
+            }
+            if (p != null) {
+                return p;
+            }
+            if (mm.forkSeq() == seq) {
+                // Shared copy-on-write with another space: make it this space's alone first.
+                int r = faultOnly(va, write, true);
+                if (r != FaultHandler.OK) {
+                    throw new FaultException(AddressSpace.kindOf(r), va, write);
+                }
+            }
         }
     }
 

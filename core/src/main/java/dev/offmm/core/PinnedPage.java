@@ -62,6 +62,13 @@ public final class PinnedPage implements AutoCloseable {
     }
 
     /**
+     * A pinned page whose reference the caller has already taken (and drops again if this throws).
+     */
+    static PinnedPage pinned(PhysicalMemory memory, long va, long pfn) {
+        return new PinnedPage(memory.zone(), va, pfn, 0, false);
+    }
+
+    /**
      * Pins frame {@code pfn} of {@code memory}, which backs the page at {@code va}: takes a
      * reference, except on the shared zero page (which lives forever and is pinned read-only).
      * The caller guarantees that the frame is not being freed meanwhile (it is inside an access).

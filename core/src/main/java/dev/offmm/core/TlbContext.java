@@ -29,8 +29,7 @@ import java.util.Arrays;
  * translation that could name them. A fault runs outside the window (its allocation may wait for
  * a grace period) and re-enters after; while it runs the slot shows {@link EpochSlot#QUIESCENT},
  * and the access that follows fences once, so an unmap meanwhile needs no IPI for this context.
- * The updater's side, and why the store and the load stay ordered, is in
- * {@link EpochSlot#enterOpaque} and {@link Reclaimer}.
+ * The updater's side, and why the store and the load stay ordered: {@link EpochSlot#enterOpaque}.
  */
 abstract sealed class TlbContext permits Mmu {
     /** Sets of the 4 KiB TLB. */
@@ -285,12 +284,10 @@ abstract sealed class TlbContext permits Mmu {
         }
     }
 
-    /** For {@link AddressSpace#fault}: resolves a fault without translating, outside any access. */
-    final int faultOnly(long va, boolean write) {
-        if (Thread.currentThread() != owner) {
-            throw wrongThread();
-        }
-        return faults.fault(va, write, ptlSlot);
+    /** Resolves a fault without translating, outside any access; {@code unshare}: a pin's (FAULT_FLAG_UNSHARE). */
+    final int faultOnly(long va, boolean write, boolean unshare) {
+        checkThread();
+        return unshare ? faults.faultUnshare(va, ptlSlot) : faults.fault(va, write, ptlSlot);
     }
 
     /**
@@ -315,10 +312,12 @@ abstract sealed class TlbContext permits Mmu {
             return -1;
         }
         long pte = entries.getAcquire(Entries.pteOffset(pmd, va));
-        if (!Pte.present(pte) || (write && !Pte.writable(pte))) {
+        // As on x86 the PMD's W bit limits the leaf: a shared table's PMD entry has none.
+        boolean writable = Pte.writable(pte) && Pte.writable(pmd);
+        if (!Pte.present(pte) || (write && !writable)) {
             return -1;
         }
-        fill(va >>> Entries.PAGE_SHIFT, Entries.physical(Pte.pfn(pte), 0), Pte.writable(pte));
+        fill(va >>> Entries.PAGE_SHIFT, Entries.physical(Pte.pfn(pte), 0), writable);
         return Entries.physical(Pte.pfn(pte), va & PAGE_MASK);
     }
 
@@ -353,25 +352,27 @@ abstract sealed class TlbContext permits Mmu {
         t[e + way + 2] = frame;
     }
 
-    /** Drops every translation: the next access starts with an empty TLB. */
+    /**
+     * Drops every translation (the next access starts with an empty TLB) and hands the pages its
+     * copy-on-write faults replaced to the reclaimer, so an idle context hides none.
+     */
     final void dropTranslations() {
         flushTlb();
         seenGen = NO_GEN;
+        faults.retireReplaced(ptlSlot);
     }
 
     /** Whether {@link #markClosed()} ran. */
     final boolean isClosedContext() {
         return closed;
     }
-
     /**
      * Closes the context: drops every translation and leaves the reclaimer, whose slot may then
      * serve another context; every later access fails.
      */
     final void markClosed() {
         closed = true;
-        flushTlb();
-        seenGen = NO_GEN;
+        dropTranslations();
         EpochSlot old = slot;
         slot = EpochSlot.detached();
         reclaimer.unregister(old);
@@ -382,7 +383,6 @@ abstract sealed class TlbContext permits Mmu {
     final long flushes() {
         return flushes;
     }
-
     /** TLB misses so far. */
     final long misses() {
         return misses;

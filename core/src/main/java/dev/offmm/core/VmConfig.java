@@ -12,9 +12,12 @@ import dev.offmm.offheap.Checks;
  *                        one CPU; see {@link LockMode#AUTO})
  * @param maxMapCount     the most VMAs an address space may have (default 65530, like vm.max_map_count)
  * @param thp             when write faults map transparent huge pages (default {@link Thp#MADVISE})
+ * @param sharePageTables whether {@link AddressSpace#fork()} shares the PTE tables of 2 MiB ranges that lie
+ *                        wholly inside one VMA instead of copying them (default true; needs split PTE locks,
+ *                        so in {@link LockMode#SINGLE} fork always copies)
  */
 public record VmConfig(LockMode lockMode, boolean debugLocks, int nrCpus, int splitPtlockCpus, int maxMapCount,
-                       Thp thp) {
+                       Thp thp, boolean sharePageTables) {
 
     /** Validates. */
     public VmConfig {
@@ -55,6 +58,7 @@ public record VmConfig(LockMode lockMode, boolean debugLocks, int nrCpus, int sp
         private int splitPtlockCpus = 2;
         private int maxMapCount = 65530;
         private Thp thp = Thp.MADVISE;
+        private boolean sharePageTables = true;
 
         private Builder() {
         }
@@ -95,9 +99,15 @@ public record VmConfig(LockMode lockMode, boolean debugLocks, int nrCpus, int sp
             return this;
         }
 
+        /** Whether fork shares PTE tables (see {@link VmConfig#sharePageTables()}). */
+        public Builder sharePageTables(boolean value) {
+            this.sharePageTables = value;
+            return this;
+        }
+
         /** Builds and validates. */
         public VmConfig build() {
-            return new VmConfig(lockMode, debugLocks, nrCpus, splitPtlockCpus, maxMapCount, thp);
+            return new VmConfig(lockMode, debugLocks, nrCpus, splitPtlockCpus, maxMapCount, thp, sharePageTables);
         }
     }
 }

@@ -136,7 +136,7 @@ class BulkCopySemanticsTest {
     @Test
     void shouldListFaultKindsInTheDocumentedOrder() {
         assertEquals(List.of("zero", "anon", "cow", "reuse", "spurious", "maperr", "accerr", "oom", "mmapLockFallback",
-                        "thp", "hugetlb", "thpFallback"),
+                        "thp", "hugetlb", "thpFallback", "cowCopy"),
                 List.copyOf(as.stats().faults().keySet()));
     }
 }

@@ -4,6 +4,7 @@ import dev.offmm.core.mm.Mm;
 import dev.offmm.core.mm.VmCounters;
 import dev.offmm.core.pgtable.Entries;
 import dev.offmm.core.pgtable.PtlSlot;
+import dev.offmm.core.unmap.TableShare;
 import dev.offmm.core.vma.Vma;
 import dev.offmm.core.vma.VmaTree;
 import dev.offmm.offheap.host.Backoff;
@@ -26,12 +27,32 @@ public final class FaultEntry {
     private final Mm mm;
     private final VmaTree vmas;
     private final FaultHandler handler;
+    private final TableShare shares;
 
-    /** Faults of {@code mm}, resolved by {@code handler}. */
-    public FaultEntry(Mm mm, FaultHandler handler) {
+    /** Faults of {@code mm}, resolved by {@code handler}; shared tables unshared by {@code shares}. */
+    public FaultEntry(Mm mm, FaultHandler handler, TableShare shares) {
         this.mm = mm;
         this.vmas = mm.vmas();
         this.handler = handler;
+        this.shares = shares;
+    }
+
+    /**
+     * {@link #fault}, but for a pin: with {@code FAULT_FLAG_UNSHARE}, so that the page ends up
+     * this space's alone (copied if it is shared copy-on-write), with read access only required.
+     */
+    public int faultUnshare(long va, PtlSlot slot) {
+        slot.unshare = true;
+        try {
+            return fault(va, false, slot);
+        } finally {
+            slot.unshare = false;
+        }
+    }
+
+    /** See {@link FaultHandler#retireReplaced}. */
+    public void retireReplaced(PtlSlot slot) {
+        handler.retireReplaced(slot);
     }
 
     /**
@@ -42,6 +63,18 @@ public final class FaultEntry {
      * @throws IllegalStateException if the address space or its memory is closed
      */
     public int fault(long va, boolean write, PtlSlot slot) {
+        int r;
+        while ((r = faultOnce(va, write, slot)) == FaultHandler.UNSHARE) {
+            // The table is shared after a fork: unshare it with no lock of the fault held.
+            if (!shares.unshareForFault(va)) {
+                slot.counts.increment(VmCounters.FAULT_OOM);
+                return FaultHandler.OOM;
+            }
+        }
+        return r;
+    }
+
+    private int faultOnce(long va, boolean write, PtlSlot slot) {
         mm.ensureOpen();
         if (va < 0 || va >= Entries.USER_END) {
             slot.counts.increment(VmCounters.FAULT_MAPERR);

@@ -10,10 +10,14 @@ import dev.offmm.core.pgtable.PtlHelpers;
 import dev.offmm.core.pgtable.PtlSlot;
 import dev.offmm.core.pgtable.Pte;
 import dev.offmm.core.reclaim.FrameSource;
+import dev.offmm.core.unmap.MmuGather;
+import dev.offmm.core.unmap.Zap;
 import dev.offmm.core.vma.Vma;
 import dev.offmm.offheap.PhysicalMemory;
 import dev.offmm.offheap.frame.FrameAllocator;
 import dev.offmm.offheap.page.MemMap;
+
+import java.lang.foreign.MemorySegment;
 
 /**
  * {@code handle_mm_fault} for anonymous private memory. Returns result codes ({@code VM_FAULT_*}
@@ -35,6 +39,8 @@ public final class FaultHandler {
     /** No memory for a page or a table. */
     public static final int OOM = HugeFault.OOM;
     private static final int RETRY = HugeFault.RETRY;
+    /** The PTE table is shared with another address space: unshare it and fault again. */
+    public static final int UNSHARE = 6;
 
     private static final long ZERO_PTE = Pte.mkZero(PhysicalMemory.ZERO_PFN);
 
@@ -45,14 +51,18 @@ public final class FaultHandler {
     private final FrameSource pages;
     private final MemMap map;
     private final HugeFault huge;
+    private final MemorySegment region;
+    private final Zap zap;
 
     /**
      * The fault handler of {@code mm}: tables populated through {@code pgtables}, locked with
      * {@code ptl}, data pages from {@code pages}, 2 MiB pages through {@code huge}.
      */
     public FaultHandler(Mm mm, Entries entries, PgtableAlloc pgtables, PtlHelpers ptl, FrameSource pages, MemMap map,
-                        HugeFault huge) {
+                        HugeFault huge, MemorySegment region, Zap zap) {
         this.mm = mm;
+        this.region = region;
+        this.zap = zap;
         this.huge = huge;
         this.entries = entries;
         this.pgtables = pgtables;
@@ -66,7 +76,8 @@ public final class FaultHandler {
      * read-locked (or mmap_lock held) and no page-table lock held.
      */
     public int handleMmFault(Vma vma, long va, boolean write, PtlSlot slot) {
-        if (write ? !Prot.writable(vma.prot) : !Prot.readable(vma.prot)) {
+        // An unshare fault (for a pin) needs only read access: it copies the page, not a permission.
+        if (write && !slot.unshare ? !Prot.writable(vma.prot) : !Prot.readable(vma.prot)) {
             slot.counts.increment(VmCounters.FAULT_ACCERR);
             return ACCERR;
         }
@@ -101,6 +112,14 @@ public final class FaultHandler {
             }
         } else if (Pte.huge(pmd)) {
             return huge.onHuge(vma, pmdE, pmd, write, slot.counts);
+        } else if (Pte.sharedTable(pmd)) {
+            // A table shared after a fork is changed by no space: a read of a present page was
+            // spurious, anything else unshares first (TableShare).
+            if (!write && !slot.unshare && Pte.present(entries.getAcquire(Entries.pteOffset(pmd, va)))) {
+                slot.counts.increment(VmCounters.FAULT_SPURIOUS);
+                return OK;
+            }
+            return UNSHARE;
         }
         if (pgtables.pteAlloc(pmdE, slot.counts) != PgtableAlloc.OK) {
             return OOM;
@@ -125,7 +144,10 @@ public final class FaultHandler {
                     + " in a VMA with " + Prot.toString(vma.prot) + " at 0x" + Long.toHexString(va));
         }
         if (write && !Pte.writable(entry)) {
-            return Pte.zero(entry) ? doCow(vma, pmdE, pte, entry, slot) : doReuse(pmdE, pte, entry, slot);
+            return Pte.zero(entry) ? doCow(vma, pmdE, pte, entry, slot) : doWp(vma, pmdE, pte, entry, slot);
+        }
+        if (slot.unshare && Pte.ownsFrame(entry) && map.mapcountVolatile(Pte.pfn(entry)) != 1) {
+            return doWp(vma, pmdE, pte, entry, slot);
         }
         slot.counts.increment(VmCounters.FAULT_SPURIOUS);
         return OK;
@@ -209,19 +231,103 @@ public final class FaultHandler {
         return OK;
     }
 
-    /** {@code wp_page_reuse}: an exclusive anonymous page made read-only by mprotect becomes writable. */
-    private int doReuse(long pmdE, long pte, long entry, PtlSlot slot) {
+    /**
+     * {@code do_wp_page} on a present page mapped read-only: reused in place if this mapping is
+     * its only one ({@code wp_page_reuse}), else copied ({@code wp_page_copy}): the page is shared
+     * copy-on-write with another address space after a fork. The decision is the page's mapcount,
+     * read again under the PTE lock; a mapping that another space let go of counts until that
+     * space's grace period ends (see MmuGather#removePage), so a late reader there never sees
+     * this space's writes. The copy is made before the lock, from a page the recheck then proves
+     * was still mapped.
+     */
+    private int doWp(Vma vma, long pmdE, long pte, long entry, PtlSlot slot) {
+        long old = Pte.pfn(entry);
+        if (map.mapcountVolatile(old) == 1) {
+            return doReuse(vma, pmdE, pte, entry, slot, FrameAllocator.NO_FRAME);
+        }
+        long pfn = pages.alloc();
+        if (pfn == FrameAllocator.NO_FRAME && slot.replacedCount > 0) {
+            // Under pressure, the pages this context's earlier copies replaced go back first.
+            retireReplaced(slot);
+            pfn = pages.alloc();
+        }
+        if (pfn == FrameAllocator.NO_FRAME) {
+            return OOM;
+        }
+        MemorySegment.copy(region, Entries.physical(old, 0), region, Entries.physical(pfn, 0), Entries.PAGE_SIZE);
         if (!lockAndRecheckPmd(pmdE, slot)) {
+            freeUnused(pfn);
             return RETRY;
         }
         if (entries.getPlain(pte) != entry) {
             ptl.unlock(slot.ptl);
+            freeUnused(pfn);
             return RETRY;
         }
-        entries.setRelease(pte, entry | Pte.WRITE | Pte.DIRTY | Pte.ACCESSED);
+        if (map.mapcountVolatile(old) == 1) {
+            // The other mappings went away while the copy was made.
+            ptl.unlock(slot.ptl);
+            return doReuse(vma, pmdE, pte, entry, slot, pfn);
+        }
+        installPage(vma, pte, pfn, slot);
+        // Contexts hold the read-only translation of the old page: shoot it down before the lock
+        // drops. Its mapcount and reference go after this context's grace period.
+        mm.flushTlb();
         ptl.unlock(slot.ptl);
+        slot.counts.add(VmCounters.RSS, -1);
+        slot.counts.increment(VmCounters.FAULT_COW_COPY);
+        slot.replaced[slot.replacedCount++] = old;
+        if (slot.replacedCount == PtlSlot.REPLACED_BATCH) {
+            retireReplaced(slot);
+        }
+        return OK;
+    }
+
+    /**
+     * Hands the pages {@code slot}'s copy-on-write faults replaced to the reclaimer, whose grace
+     * period covers every context of this space. Called when the batch fills, and when its
+     * context idles or closes, so no context hides more than {@link PtlSlot#REPLACED_BATCH} pages.
+     */
+    public void retireReplaced(PtlSlot slot) {
+        if (slot.replacedCount == 0) {
+            return;
+        }
+        MmuGather tlb = zap.gather();
+        for (int i = 0; i < slot.replacedCount; i++) {
+            tlb.removeReplacedPage(slot.replaced[i]);
+        }
+        slot.replacedCount = 0;
+        tlb.finish();
+    }
+
+    /**
+     * {@code wp_page_reuse}: the page is this mapping's alone (an exclusive page made read-only
+     * by mprotect, or the last mapping of one shared after a fork): it becomes writable in place
+     * (or, for an unshare fault in a read-only VMA, stays as it is). Frees {@code unused}.
+     */
+    private int doReuse(Vma vma, long pmdE, long pte, long entry, PtlSlot slot, long unused) {
+        if (!lockAndRecheckPmd(pmdE, slot)) {
+            freeIfAny(unused);
+            return RETRY;
+        }
+        if (entries.getPlain(pte) != entry || map.mapcountVolatile(Pte.pfn(entry)) != 1) {
+            ptl.unlock(slot.ptl);
+            freeIfAny(unused);
+            return RETRY;
+        }
+        if (Prot.writable(vma.prot)) {
+            entries.setRelease(pte, entry | Pte.WRITE | Pte.DIRTY | Pte.ACCESSED);
+        }
+        ptl.unlock(slot.ptl);
+        freeIfAny(unused);
         slot.counts.increment(VmCounters.FAULT_REUSE);
         return OK;
+    }
+
+    private void freeIfAny(long pfn) {
+        if (pfn != FrameAllocator.NO_FRAME) {
+            freeUnused(pfn);
+        }
     }
 
     /** Called with the PTE lock held and the entry rechecked. */

@@ -39,6 +39,14 @@ public final class Mm extends MmFields {
 
     /** Set once by close, under mmap_lock held for write. */
     private volatile boolean closed;
+    /**
+     * The fork sequence ({@code mm->write_protect_seq}): odd while a fork write-protects this
+     * space. Volatile: a pin raises a page's refcount and then reads it, a fork writes it and
+     * then reads refcounts, so one of the two sees the other.
+     */
+    private volatile long forkSeq;
+    /** Whether a fork ever shared a table of this space (volatile; set under mmap_lock for write). */
+    private volatile boolean sharing;
 
     /**
      * The state of an address space whose PGD, already allocated and constructed, is
@@ -124,6 +132,31 @@ public final class Mm extends MmFields {
         if (memory.isClosed()) {
             throw new IllegalStateException("the physical memory of this address space is closed");
         }
+    }
+
+    /** The fork sequence (volatile load); odd while a fork runs. */
+    public long forkSeq() {
+        return forkSeq;
+    }
+
+    /** A fork begins write-protecting this space (mmap_lock held for write). */
+    public void beginFork() {
+        forkSeq++;
+    }
+
+    /** The fork is done; its TLB shootdown came first. */
+    public void endFork() {
+        forkSeq++;
+    }
+
+    /** Records that tables of this space may be shared; unsharing checks only spaces marked so. */
+    public void markSharing() {
+        sharing = true;
+    }
+
+    /** Whether {@link #markSharing} ran. */
+    public boolean mayShare() {
+        return sharing;
     }
 
     /** The current TLB generation (acquire); pairs with the volatile bump in {@link #flushTlb()}. */

@@ -75,8 +75,22 @@ public final class VmCounters {
     public static final int THP_SPLIT = 25;
     /** PTE tables collapsed into huge entries. */
     public static final int THP_COLLAPSE = 26;
+    /** PTE tables this space maps through a shared (read-only) PMD entry, now. */
+    public static final int SHARED_TABLES = 27;
+    /** Write faults that copied a page shared copy-on-write after a fork. */
+    public static final int FAULT_COW_COPY = 28;
+    /** Shared tables this space was the last user of, and kept without copying. */
+    public static final int UNSHARE_KEPT = 29;
+    /** Shared tables this space copied to change them. */
+    public static final int UNSHARE_COPIED = 30;
+    /** Shared tables this space let go of (munmap, close) while others still shared them. */
+    public static final int UNSHARE_DROPPED = 31;
+    /** Forks of this space. */
+    public static final int FORKS = 32;
+    /** Pages copied for a child at fork because they were pinned. */
+    public static final int FORK_PINNED_COPIES = 33;
     /** Lock acquisitions of {@link LockClass} {@code k}: {@code LOCK_ACQUISITIONS + k.ordinal()} (debug locks only). */
-    public static final int LOCK_ACQUISITIONS = 27;
+    public static final int LOCK_ACQUISITIONS = 34;
     /** Contended lock acquisitions of {@link LockClass} {@code k}: {@code LOCK_CONTENTIONS + k.ordinal()}. */
     public static final int LOCK_CONTENTIONS = LOCK_ACQUISITIONS + LockClass.values().length;
     /** How many counters. */

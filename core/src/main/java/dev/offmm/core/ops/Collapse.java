@@ -12,6 +12,7 @@ import dev.offmm.core.pgtable.TableAlloc;
 import dev.offmm.core.reclaim.FrameSource;
 import dev.offmm.core.reclaim.Reclaimer;
 import dev.offmm.core.unmap.MmuGather;
+import dev.offmm.core.unmap.TableShare;
 import dev.offmm.core.unmap.Zap;
 import dev.offmm.core.vma.Vma;
 import dev.offmm.core.vma.VmaTree;
@@ -62,10 +63,12 @@ final class Collapse {
     private final Reclaimer reclaimer;
     private final MemMap map;
     private final MemorySegment region;
+    private final TableShare shares;
 
     Collapse(Mm mm, Entries entries, PtlHelpers ptl, TableAlloc tables, FrameSource pages, HugePmd huge, Zap zap,
-             Reclaimer reclaimer, MemMap map, MemorySegment region) {
+             Reclaimer reclaimer, MemMap map, MemorySegment region, TableShare shares) {
         this.mm = mm;
+        this.shares = shares;
         this.entries = entries;
         this.ptl = ptl;
         this.tables = tables;
@@ -91,6 +94,8 @@ final class Collapse {
         w.lock();
         try {
             mm.ensureOpen();
+            // A collapse changes the tables it replaces: a shared one is copied (or kept) first.
+            shares.unshareRange(start, end, false);
             List<Vma> old = MapOps.covering(tree, "madvise", start, end);
             for (Vma v : old) {
                 v.writeLockAndDetach();
@@ -175,7 +180,6 @@ final class Collapse {
                 long old = Pte.pfn(e);
                 MemorySegment.copy(region, Entries.physical(old, 0), region, Entries.physical(pfn + i, 0),
                         Entries.PAGE_SIZE);
-                map.addAndGetMapcount(old, -1);
                 tlb.removePage(old, 0);
             }
             if (!Pte.none(e)) {
@@ -235,7 +239,8 @@ final class Collapse {
     private long pinnedPage(long table) {
         for (int i = 0; i < HugeFrames.NR; i++) {
             long e = entries.getPlain(Entries.entry(table, i));
-            if (Pte.ownsFrame(e) && map.refcountVolatile(Pte.pfn(e)) != 1) {
+            // A reference beyond the mappings (COW sharing after a fork counts one of each) is a pin.
+            if (Pte.ownsFrame(e) && map.refcountVolatile(Pte.pfn(e)) != map.mapcountVolatile(Pte.pfn(e))) {
                 return i;
             }
         }

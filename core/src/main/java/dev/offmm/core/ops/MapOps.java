@@ -11,6 +11,7 @@ import dev.offmm.core.pgtable.Entries;
 import dev.offmm.core.pgtable.PtlSlot;
 import dev.offmm.core.unmap.FreePgtables;
 import dev.offmm.core.unmap.MmuGather;
+import dev.offmm.core.unmap.TableShare;
 import dev.offmm.core.unmap.Zap;
 import dev.offmm.core.vma.Vma;
 import dev.offmm.core.vma.VmaTree;
@@ -48,13 +49,15 @@ public final class MapOps {
     private final FreePgtables freePgtables;
     private final FaultHandler faults;
     private final Collapse collapse;
+    private final TableShare shares;
 
     /**
      * The operations of {@code mm}: leaves through {@code zap}, tables through
-     * {@code freePgtables}, collapses through {@code collapse}.
+     * {@code freePgtables}, collapses through {@code collapse}, shared tables through {@code shares}.
      */
-    MapOps(Mm mm, Zap zap, FreePgtables freePgtables, FaultHandler faults, Collapse collapse) {
+    MapOps(Mm mm, Zap zap, FreePgtables freePgtables, FaultHandler faults, Collapse collapse, TableShare shares) {
         this.mm = mm;
+        this.shares = shares;
         this.collapse = collapse;
         this.vmas = mm.vmas();
         this.zap = zap;
@@ -202,6 +205,11 @@ public final class MapOps {
             return;
         }
         HugetlbRanges.checkCuts("munmap", old, start, end);
+        // Tables shared after a fork: let go of those the range covers, copy those it cuts.
+        if (shares.anyShared(start, end)) {
+            shares.unshareRange(start, end, true);
+            old = vmas.overlapping(start, end);
+        }
         for (Vma v : old) {
             v.writeLockAndDetach();
         }
@@ -248,6 +256,10 @@ public final class MapOps {
             mm.ensureOpen();
             List<Vma> old = covering("mprotect", addr, end);
             HugetlbRanges.checkCuts("mprotect", old, addr, end);
+            if (shares.anyShared(addr, end)) {
+                shares.unshareRange(addr, end, false);
+                old = covering("mprotect", addr, end);
+            }
             for (Vma v : old) {
                 v.writeLockAndDetach();
             }
@@ -297,11 +309,31 @@ public final class MapOps {
         try {
             mm.ensureOpen();
             HugetlbRanges.checkCuts("madvise", covering("madvise", addr, end), addr, end);
+            while (shares.anyShared(addr, end)) {
+                // Unsharing needs mmap_lock for write; only a fork, which takes it too, shares
+                // tables again, so once none shows under the read lock the zap below finds none.
+                r.unlock();
+                unshareForDontneed(addr, end);
+                r.lock();
+                mm.ensureOpen();
+                covering("madvise", addr, end);
+            }
             MmuGather tlb = zap.gather();
             zap.unmapRange(tlb, addr, end);
             tlb.finish();
         } finally {
             r.unlock();
+        }
+    }
+
+    private void unshareForDontneed(long addr, long end) {
+        Lock w = vmas.mmapLock().writeLock();
+        w.lock();
+        try {
+            mm.ensureOpen();
+            shares.unshareRange(addr, end, true);
+        } finally {
+            w.unlock();
         }
     }
 

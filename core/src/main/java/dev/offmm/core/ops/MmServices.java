@@ -14,10 +14,13 @@ import dev.offmm.core.pgtable.TableAlloc;
 import dev.offmm.core.reclaim.FrameSource;
 import dev.offmm.core.reclaim.Reclaimer;
 import dev.offmm.core.unmap.FreePgtables;
+import dev.offmm.core.unmap.TableShare;
 import dev.offmm.core.unmap.Zap;
 import dev.offmm.offheap.PhysicalMemory;
 import dev.offmm.offheap.lock.PtLocks;
 import dev.offmm.offheap.zone.Zone;
+
+import java.util.concurrent.locks.Lock;
 
 /**
  * The one composition place of an address space: its state ({@link Mm}) and every service that
@@ -39,10 +42,12 @@ import dev.offmm.offheap.zone.Zone;
  * @param zap          zap and change_protection, and the gathers
  * @param freePgtables free_pgtables
  * @param ops          mmap, munmap, mprotect, madvise
+ * @param shares       PTE tables shared after a fork, and their unsharing
  */
 public record MmServices(PhysicalMemory memory, Mm mm, Entries entries, PtLocks ptLocks, PtlHelpers ptl,
                          TableAlloc tables, PgtableAlloc pgtables, Reclaimer reclaimer, FrameSource pages,
-                         HugePmd huge, FaultHandler handler, FaultEntry faults, Zap zap, FreePgtables freePgtables, MapOps ops) {
+                         HugePmd huge, FaultHandler handler, FaultEntry faults, Zap zap, FreePgtables freePgtables, MapOps ops,
+                         TableShare shares) {
 
     /**
      * Builds an empty address space on {@code memory}: allocates its PGD with
@@ -68,14 +73,46 @@ public record MmServices(PhysicalMemory memory, Mm mm, Entries entries, PtLocks 
         PgtableAlloc pgtables = new PgtableAlloc(tables, ptl, entries);
         HugePmd huge = new HugePmd(mm, entries, ptl, tables, zone.frames().huge());
         HugeFault hugeFaults = new HugeFault(mm, entries, ptl, tables, pages, huge);
-        FaultHandler handler = new FaultHandler(mm, entries, pgtables, ptl, pages, zone.memMap(), hugeFaults);
-        FaultEntry faults = new FaultEntry(mm, handler);
         Zap zap = new Zap(mm, entries, ptl, zone.memMap(), reclaimer, zone.frames(), tables, huge);
+        TableShare shares = new TableShare(mm, entries, ptl, tables, zone.memMap(), ptLocks, reclaimer, splitPte);
+        FaultHandler handler = new FaultHandler(mm, entries, pgtables, ptl, pages, zone.memMap(), hugeFaults,
+                zone.region(), zap);
+        FaultEntry faults = new FaultEntry(mm, handler, shares);
         FreePgtables freePgtables = new FreePgtables(mm, entries, ptl);
         Collapse collapse = new Collapse(mm, entries, ptl, tables, pages, huge, zap, reclaimer, zone.memMap(),
-                zone.region());
-        MapOps ops = new MapOps(mm, zap, freePgtables, handler, collapse);
+                zone.region(), shares);
+        MapOps ops = new MapOps(mm, zap, freePgtables, handler, collapse, shares);
         return new MmServices(memory, mm, entries, ptLocks, ptl, tables, pgtables, reclaimer, pages, huge, handler,
-                faults, zap, freePgtables, ops);
+                faults, zap, freePgtables, ops, shares);
+    }
+
+    /**
+     * Tears down a child whose fork failed, before any thread could reach it: unmaps
+     * everything (letting go of the tables it shared), waits for the grace periods and frees the
+     * PGD. Its counters are not checked: the failure may have left them mid-count.
+     */
+    void closeForFailedFork() {
+        Lock w = mm.vmas().mmapLock().writeLock();
+        w.lock();
+        long gen;
+        try {
+            mm.markClosed();
+            ops.unmapAll();
+            gen = mm.flushTlb();
+        } finally {
+            w.unlock();
+        }
+        reclaimer.retire(gen, new Reclaimer.Batch() {
+            @Override
+            public int frames() {
+                return 1;
+            }
+
+            @Override
+            public void release() {
+                tables.freePgd(mm.pgd());
+            }
+        });
+        reclaimer.awaitQuiescent(java.util.concurrent.TimeUnit.SECONDS.toNanos(10));
     }
 }

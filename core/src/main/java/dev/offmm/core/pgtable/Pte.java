@@ -110,6 +110,26 @@ public final class Pte {
         return (pfn << Entries.PAGE_SHIFT) | PRESENT | WRITE | USER | ACCESSED;
     }
 
+    /**
+     * A PMD entry naming a PTE table that other address spaces may map too: a table entry
+     * without {@link #WRITE}. As on x86, a level's W bit limits every leaf below it, so every
+     * entry of a shared table is write-protected for this space by one bit, however its own W
+     * bit reads (see {@code TableShare}).
+     */
+    public static long mkSharedTable(long pfn) {
+        return mkTable(pfn) & ~WRITE;
+    }
+
+    /** A table entry made by {@link #mkSharedTable}: its table may be shared. */
+    public static boolean sharedTable(long entry) {
+        return (entry & (PRESENT | HUGE | WRITE)) == PRESENT;
+    }
+
+    /** A leaf made read-only (copy-on-write), its frame and other bits kept. */
+    public static long wrprotect(long entry) {
+        return entry & ~WRITE;
+    }
+
     /** A data-page leaf with protection derived from {@code prot} bits (see {@link #protBits}). */
     public static long mkPage(long pfn, long protBits) {
         return (pfn << Entries.PAGE_SHIFT) | protBits;

@@ -135,6 +135,14 @@ public final class TableAlloc {
     }
 
     /**
+     * A shared PTE table whose last user is now this space: stamps it with this space's identity,
+     * so that its destructor, run by this space, finds its own table. Called under the table's lock.
+     */
+    public void adopt(long pfn) {
+        map.setOwnerPlain(pfn, owner);
+    }
+
+    /**
      * {@code pgtable_trans_huge_deposit}: keeps PTE table {@code pteTable} (constructed, empty,
      * counted as one of the mm's tables) in the struct page of PMD table {@code pmdTable}, for
      * the split of a huge entry of that table, which then needs no allocation and cannot fail.
@@ -228,6 +236,10 @@ public final class TableAlloc {
         }
         switch (level) {
             case Entries.PTE -> {
+                if (map.ptShareCountVolatile(pfn) != 0) {
+                    throw new IllegalStateException("destructor for PTE table pfn=" + pfn + " that "
+                            + map.ptShareCountVolatile(pfn) + " other address spaces still share");
+                }
                 if (splitPte) {
                     ptLocks.ptlockFree(pfn);
                 }

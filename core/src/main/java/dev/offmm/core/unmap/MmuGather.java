@@ -7,6 +7,7 @@ import dev.offmm.core.pgtable.TableAlloc;
 import dev.offmm.core.reclaim.Reclaimer;
 import dev.offmm.offheap.frame.FrameAllocator;
 import dev.offmm.offheap.frame.FrameCache;
+import dev.offmm.offheap.page.MemMap;
 
 /**
  * {@code struct mmu_gather}: collects the pages and tables an unmap clears, makes sure the TLB
@@ -27,6 +28,7 @@ public final class MmuGather implements Reclaimer.Batch {
     private final Reclaimer reclaimer;
     private final FrameAllocator frames;
     private final TableAlloc tables;
+    private final MemMap map;
     /** Order-0 pages, by pfn. */
     private final LongList pages = new LongList(512);
     /** Pages of higher orders, as {@code pfn << ORDER_BITS | order}. */
@@ -41,8 +43,9 @@ public final class MmuGather implements Reclaimer.Batch {
     private long rssRemoved;
 
     /** {@code tlb_gather_mmu}. */
-    MmuGather(Mm mm, Reclaimer reclaimer, FrameAllocator frames, TableAlloc tables) {
+    MmuGather(Mm mm, Reclaimer reclaimer, FrameAllocator frames, TableAlloc tables, MemMap map) {
         this.mm = mm;
+        this.map = map;
         this.counters = mm.counters();
         this.reclaimer = reclaimer;
         this.frames = frames;
@@ -51,7 +54,12 @@ public final class MmuGather implements Reclaimer.Batch {
         this.gen = mm.tlbGenAcquire();
     }
 
-    /** {@code tlb_remove_page}: an order-{@code order} data page whose entry was cleared. */
+    /**
+     * {@code tlb_remove_page}: an order-{@code order} data page whose entry was cleared. An
+     * order-0 page keeps its mapcount until {@link #release}: a page shared copy-on-write with
+     * another space must look shared to that space's write faults until no context of this one
+     * can still read it, or the other space would reuse it in place under a late reader.
+     */
     public void removePage(long pfn, int order) {
         if (order == 0) {
             pages.add(pfn);
@@ -60,6 +68,14 @@ public final class MmuGather implements Reclaimer.Batch {
         }
         rssRemoved += 1L << order;
         needFlush = true;
+    }
+
+    /**
+     * A page a copy-on-write fault replaced (its entry now names the copy, and the shootdown is
+     * done): its mapcount and reference drop after the grace period, and RSS does not change.
+     */
+    public void removeReplacedPage(long pfn) {
+        pages.add(pfn);
     }
 
     /** Records that a translation changed (protection or a cleared zero-page entry). */
@@ -129,6 +145,9 @@ public final class MmuGather implements Reclaimer.Batch {
      */
     @Override
     public void release() {
+        for (int i = 0; i < pages.size(); i++) {
+            map.addAndGetMapcount(pages.get(i), -1);
+        }
         frames.putFrames(pages.array(), pages.size(), home);
         int n = pages.size() + hugeFrames();
         for (int i = 0; i < hugePages.size(); i++) {

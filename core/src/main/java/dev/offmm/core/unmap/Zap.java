@@ -65,7 +65,7 @@ public final class Zap {
 
     /** {@code tlb_gather_mmu}: a new gather for one operation. */
     public MmuGather gather() {
-        return new MmuGather(mm, reclaimer, frames, tables);
+        return new MmuGather(mm, reclaimer, frames, tables, map);
     }
 
     /** {@code zap_page_range}: clears every leaf in {@code [start, end)}, gathering the pages. */
@@ -88,9 +88,8 @@ public final class Zap {
 
     private long zapLeaf(MmuGather tlb, long entry) {
         if (Pte.ownsFrame(entry)) {
-            long pfn = Pte.pfn(entry);
-            map.addAndGetMapcount(pfn, -1);
-            tlb.removePage(pfn, 0);
+            // The mapcount drops with the reference, after the grace period (MmuGather#release).
+            tlb.removePage(Pte.pfn(entry), 0);
         } else {
             tlb.needFlush();
         }
@@ -102,7 +101,10 @@ public final class Zap {
         boolean r = Prot.readable(prot);
         boolean w = Prot.writable(prot);
         LeafOp op = (t, entry) -> {
-            long updated = Pte.withProt(entry, r, w);
+            // A page shared copy-on-write stays read-only: its write fault copies or reuses it
+            // (the kernel's can_change_pte_writable asks PageAnonExclusive the same question).
+            boolean exclusive = !Pte.ownsFrame(entry) || Pte.huge(entry) || map.mapcountVolatile(Pte.pfn(entry)) == 1;
+            long updated = Pte.withProt(entry, r, w && exclusive);
             if (updated != entry) {
                 t.needFlush();
             }
@@ -157,6 +159,10 @@ public final class Zap {
             long pte = ptl.pteOffsetMapLock(pmdE, addr, slot);
             if (pte >= 0) {
                 try {
+                    if (Pte.sharedTable(slot.pmdval)) {
+                        throw new IllegalStateException("zap or mprotect of a shared PTE table at 0x"
+                                + Long.toHexString(addr) + ": the caller did not unshare the range first");
+                    }
                     for (long a = addr; a < pmdEnd; a += Entries.PAGE_SIZE, pte += Long.BYTES) {
                         long entry = entries.getPlain(pte);
                         if (!Pte.none(entry)) {

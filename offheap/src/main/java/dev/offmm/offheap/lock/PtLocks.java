@@ -87,6 +87,16 @@ public final class PtLocks {
     }
 
     /**
+     * Counts {@code delta} locks that this address space uses without having constructed them
+     * (or no longer uses without destroying them): a shared PTE table's lock counts once in each
+     * space that maps the table, so that every space's {@link #liveLocks()} is 0 once it has let
+     * go of all its tables, whichever space constructed or destroys the lock.
+     */
+    public void accountShared(long delta) {
+        live.addAndGet(delta);
+    }
+
+    /**
      * The handle of the lock of table {@code pfn} (the kernel's {@code ptlock_ptr}).
      *
      * @throws IllegalStateException in debug mode, if the table has no lock (constructor not run)

@@ -255,6 +255,28 @@ public final class MemMap {
         return (int) INT.getAndAdd(records, at(pfn, MAPCOUNT), delta) + delta;
     }
 
+    // ---- pt_share_count of a PTE table: the mapcount word of a table frame, which no entry maps,
+    // ---- counts the other address spaces whose PMD entries name the table too (0: private). Its own
+    // ---- word, never the refcount: the kernel's hugetlb PMD sharing moved to a separate
+    // ---- pt_share_count in 2024 because transient references broke a refcount-based one.
+    // ---- Changed with volatile read-modify-writes under the table's split lock, or after a grace
+    // ---- period by a space that has let go of the table (see the core's TableShare).
+
+    /** The share count of PTE table {@code pfn} (volatile). */
+    public int ptShareCountVolatile(long pfn) {
+        return (int) INT.getVolatile(records, at(pfn, MAPCOUNT));
+    }
+
+    /** Adds {@code delta} to the share count of PTE table {@code pfn} (volatile); returns the new value. */
+    public int addAndGetPtShareCount(long pfn, int delta) {
+        return (int) INT.getAndAdd(records, at(pfn, MAPCOUNT), delta) + delta;
+    }
+
+    /** Resets the share count of a PTE table about to be freed (release). */
+    public void clearPtShareCount(long pfn) {
+        INT.setRelease(records, at(pfn, MAPCOUNT), 0);
+    }
+
     // ---- tag: a free word for tests and tools, volatile.
 
     /** Volatile load of the tag. */
