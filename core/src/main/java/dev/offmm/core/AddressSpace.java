@@ -356,6 +356,7 @@ public final class AddressSpace implements AutoCloseable {
                 }
                 mm.markClosed();
                 ops.unmapAll();
+                services.handler().retireAllReplaced();
                 // Every context's next access sees the new generation, and with it 'closed'.
                 gen = mm.flushTlb();
             } finally {

@@ -18,6 +18,9 @@ import dev.offmm.offheap.frame.FrameAllocator;
 import dev.offmm.offheap.page.MemMap;
 
 import java.lang.foreign.MemorySegment;
+import java.util.Collections;
+import java.util.IdentityHashMap;
+import java.util.Set;
 
 /**
  * {@code handle_mm_fault} for anonymous private memory. Returns result codes ({@code VM_FAULT_*}
@@ -53,6 +56,8 @@ public final class FaultHandler {
     private final HugeFault huge;
     private final MemorySegment region;
     private final Zap zap;
+    /** Fault slots holding pages their copy-on-write faults replaced; guarded by itself. */
+    private final Set<PtlSlot> holders = Collections.newSetFromMap(new IdentityHashMap<>());
 
     /**
      * The fault handler of {@code mm}: tables populated through {@code pgtables}, locked with
@@ -276,6 +281,9 @@ public final class FaultHandler {
         ptl.unlock(slot.ptl);
         slot.counts.add(VmCounters.RSS, -1);
         slot.counts.increment(VmCounters.FAULT_COW_COPY);
+        if (slot.replacedCount == 0) {
+            holding(slot, true);
+        }
         slot.replaced[slot.replacedCount++] = old;
         if (slot.replacedCount == PtlSlot.REPLACED_BATCH) {
             retireReplaced(slot);
@@ -289,15 +297,45 @@ public final class FaultHandler {
      * context idles or closes, so no context hides more than {@link PtlSlot#REPLACED_BATCH} pages.
      */
     public void retireReplaced(PtlSlot slot) {
-        if (slot.replacedCount == 0) {
-            return;
+        MmuGather tlb;
+        synchronized (slot) {
+            if (slot.replacedCount == 0) {
+                return;
+            }
+            tlb = zap.gather();
+            for (int i = 0; i < slot.replacedCount; i++) {
+                tlb.removeReplacedPage(slot.replaced[i]);
+            }
+            slot.replacedCount = 0;
+            holding(slot, false);
         }
-        MmuGather tlb = zap.gather();
-        for (int i = 0; i < slot.replacedCount; i++) {
-            tlb.removeReplacedPage(slot.replaced[i]);
-        }
-        slot.replacedCount = 0;
         tlb.finish();
+    }
+
+    /**
+     * At close, once no fault runs (the VMAs are write-locked and gone): retires what every
+     * context still holds, so the space's {@code check_mm} sees every page back. A context's
+     * stores to its slot happen before its fault's VMA unlock, which close's VMA lock waited for.
+     */
+    public void retireAllReplaced() {
+        PtlSlot[] all;
+        synchronized (holders) {
+            all = holders.toArray(new PtlSlot[0]);
+        }
+        for (PtlSlot s : all) {
+            retireReplaced(s);
+        }
+    }
+
+    /** Tracks the fault slots that hold replaced pages (a set change per batch of them, off the per-fault path). */
+    private void holding(PtlSlot slot, boolean holds) {
+        synchronized (holders) {
+            if (holds) {
+                holders.add(slot);
+            } else {
+                holders.remove(slot);
+            }
+        }
     }
 
     /**

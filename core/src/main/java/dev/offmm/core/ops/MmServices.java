@@ -98,6 +98,7 @@ public record MmServices(PhysicalMemory memory, Mm mm, Entries entries, PtLocks 
         try {
             mm.markClosed();
             ops.unmapAll();
+            handler.retireAllReplaced();
             gen = mm.flushTlb();
         } finally {
             w.unlock();

@@ -195,6 +195,8 @@ public final class TableShare {
                 // The last user: the table is this space's alone, as it is.
                 tables.adopt(table);
                 entries.setRelease(pmdE, Pte.mkTable(table));
+                // Contexts cache PMD entries (the walk cache): drop the read-only one.
+                mm.flushTlb();
                 counts.increment(VmCounters.UNSHARE_KEPT);
                 counts.add(VmCounters.SHARED_TABLES, -1);
                 return;
