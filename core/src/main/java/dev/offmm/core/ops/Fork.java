@@ -10,6 +10,7 @@ import dev.offmm.core.pgtable.Pte;
 import dev.offmm.core.vma.Vma;
 import dev.offmm.offheap.frame.FrameAllocator;
 import dev.offmm.offheap.frame.HugeFrames;
+import dev.offmm.offheap.host.Backoff;
 import dev.offmm.offheap.page.MemMap;
 
 import java.lang.foreign.MemorySegment;
@@ -44,6 +45,8 @@ import java.util.concurrent.locks.Lock;
  * the child maps (CVE-2018-18281 is what a late flush allows).
  */
 public final class Fork {
+    /** Test only: fork without its shootdown, the broken variant the stress suite must catch. */
+    private static volatile boolean omitShootdown;
     private final MmServices parent;
     private final MmServices child;
     private final Mm mm;
@@ -110,7 +113,12 @@ public final class Fork {
                 }
             } finally {
                 // Write-protected entries take effect for every context before anyone may fault.
-                mm.flushTlb();
+                if (!omitShootdown) {
+                    // And is complete: a parent access that began before the bump may still be
+                    // about to store through a writable translation into a page the child maps.
+                    // Waiting for it is what the kernel's synchronous IPI does.
+                    awaitGeneration(mm.flushTlb());
+                }
                 mm.endFork();
                 List<Vma> fresh = new ArrayList<>(vmas.length);
                 for (Vma v : vmas) {
@@ -122,6 +130,21 @@ public final class Fork {
             counts.fold();
         } finally {
             w.unlock();
+        }
+    }
+
+    /**
+     * Test only: whether forks skip the parent's shootdown (a broken fork whose parent contexts
+     * keep writing through writable translations into pages the child maps).
+     */
+    public static void omitShootdownForTesting(boolean on) {
+        omitShootdown = on;
+    }
+
+    private void awaitGeneration(long gen) {
+        int attempt = 0;
+        while (parent.reclaimer().minActive() < gen) {
+            attempt = Backoff.idle(attempt);
         }
     }
 
