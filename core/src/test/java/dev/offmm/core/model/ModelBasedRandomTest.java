@@ -77,6 +77,33 @@ class ModelBasedRandomTest {
                 config.debugLocks() ? "+debug" : "", r.ops(), r.injected(), r.millis());
     }
 
+    /** Every mode, with fork's table sharing on and off. */
+    static Stream<VmConfig> forkModes() {
+        return modes().flatMap(c -> Stream.of(true, false).map(share -> VmConfig.builder().lockMode(c.lockMode())
+                .debugLocks(c.debugLocks()).thp(c.thp()).sharePageTables(share).build()));
+    }
+
+    @ParameterizedTest
+    @MethodSource("forkModes")
+    void shouldAgreeWithTheModelAcrossForks(VmConfig config) {
+        ModelRun.Options o = ModelRun.Options.of(THREADS, 12_000).withForks(0.6);
+        ModelRun.Result r = ModelRun.run(config, seedOf(config) + 200 + (config.sharePageTables() ? 1 : 0), o);
+        System.out.printf("model with forks %s%s share=%s: %d ops, %s, %d ms%n", config.lockMode(),
+                config.debugLocks() ? "+debug" : "", config.sharePageTables(), r.ops(), r.forks(), r.millis());
+        assertTrue(r.forked() >= 5, "too few forks: " + r.forks());
+    }
+
+    @ParameterizedTest
+    @MethodSource("forkModes")
+    void shouldAgreeWithTheModelAcrossForksUnderRandomAllocationFailures(VmConfig config) {
+        ModelRun.Options o = ModelRun.Options.of(THREADS, 4_000).withForks(0.5).withFailures(0.02);
+        ModelRun.Result r = ModelRun.run(config, seedOf(config) + 300 + (config.sharePageTables() ? 1 : 0), o);
+        assertTrue(r.injected() > 0, "no failure was injected");
+        System.out.printf("model with forks and failures %s%s share=%s: %d ops, %d failures injected, %s, %d ms%n",
+                config.lockMode(), config.debugLocks() ? "+debug" : "", config.sharePageTables(), r.ops(), r.injected(),
+                r.forks(), r.millis());
+    }
+
     @Test
     void shouldCatchAndShrinkAWriteTheModelWasNotToldAbout() {
         // The control: a tester that cannot fail proves nothing. One write behind the model's back,

@@ -28,22 +28,34 @@ import java.util.concurrent.atomic.AtomicReference;
 final class ModelRun {
     /** How a run is set up. */
     record Options(int threads, long opsPerThread, int checkEvery, long memoryBytes, double failProbability,
-                   long rogueAt, boolean shrink) {
+                   long rogueAt, boolean shrink, double forkProbability) {
+        Options(int threads, long opsPerThread, int checkEvery, long memoryBytes, double failProbability, long rogueAt,
+                boolean shrink) {
+            this(threads, opsPerThread, checkEvery, memoryBytes, failProbability, rogueAt, shrink, 0);
+        }
+
         static Options of(int threads, long opsPerThread) {
             return new Options(threads, opsPerThread, 4096, 64L << 20, 0, -1, true);
         }
 
         Options withFailures(double probability) {
-            return new Options(threads, opsPerThread, checkEvery, memoryBytes, probability, rogueAt, shrink);
+            return new Options(threads, opsPerThread, checkEvery, memoryBytes, probability, rogueAt, shrink,
+                    forkProbability);
         }
 
         Options withRogueWriteAt(long at, boolean doShrink) {
-            return new Options(threads, opsPerThread, checkEvery, memoryBytes, failProbability, at, doShrink);
+            return new Options(threads, opsPerThread, checkEvery, memoryBytes, failProbability, at, doShrink,
+                    forkProbability);
+        }
+
+        /** Forks at a meeting with {@code probability} (see {@link Snapshots}), in more memory, meeting more often. */
+        Options withForks(double probability) {
+            return new Options(threads, opsPerThread, 512, 256L << 20, failProbability, rogueAt, shrink, probability);
         }
     }
 
     /** What a run did. */
-    record Result(long ops, long millis, VmStats stats, long injected, long[][] outcomes) {
+    record Result(long ops, long millis, VmStats stats, long injected, long[][] outcomes, String forks, long forked) {
         /** Operations of {@code kind} that ended with {@code outcome} (see {@link OpRunner#OUTCOMES}). */
         long count(Op.Kind kind, String outcome) {
             return outcomes[kind.ordinal()][Arrays.asList(OpRunner.OUTCOMES).indexOf(outcome)];
@@ -78,6 +90,7 @@ final class ModelRun {
     static Result run(VmConfig config, long seed, Options o) {
         long t0 = System.nanoTime();
         World world = new World(config, o.threads(), o.memoryBytes());
+        Snapshots snapshots = new Snapshots(world, o.forkProbability());
         List<List<Op>> traces = new ArrayList<>();
         OpRunner[] runners = new OpRunner[o.threads()];
         AtomicReference<Failure> failure = new AtomicReference<>();
@@ -92,6 +105,8 @@ final class ModelRun {
                 fp.disarmAll();
                 try {
                     world.checkQuiescent(models(runners));
+                    snapshots.atMeeting(models(runners), seed * 7 + phase,
+                            () -> arm(fp, inject, seed * 13 + phase, o.failProbability()), fp::disarmAll);
                 } catch (Throwable e) {
                     failure.compareAndSet(null, new Failure(-1, -1, e));
                 }
@@ -125,6 +140,9 @@ final class ModelRun {
             }
         }
         try {
+            if (failure.get() == null) {
+                snapshots.closeAll(seed);
+            }
             world.close();
         } catch (Throwable e) {
             failure.compareAndSet(null, new Failure(-1, -1, e));
@@ -145,7 +163,8 @@ final class ModelRun {
                 }
             }
         }
-        return new Result(ops, (System.nanoTime() - t0) / 1_000_000, stats, injected, outcomes);
+        return new Result(ops, (System.nanoTime() - t0) / 1_000_000, stats, injected, outcomes, snapshots.toString(),
+                snapshots.forks());
     }
 
     private static void arm(FailPoints fp, boolean inject, long seed, double probability) {
