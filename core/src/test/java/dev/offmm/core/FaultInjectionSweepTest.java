@@ -1,5 +1,6 @@
 package dev.offmm.core;
 
+import dev.offmm.core.mm.VmCounters;
 import dev.offmm.offheap.PhysicalMemory;
 import dev.offmm.offheap.inject.FailSite;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -229,7 +230,54 @@ class FaultInjectionSweepTest {
             }
         }
         hugeWorkload(as, mmu, r, what);
+        forkWorkload(as, r, what);
         r.mappings = as.mappings();
+    }
+
+    /**
+     * A fork (ENOMEM for a table, a 2 MiB copy of the hugetlb page or the child's PGD), then in
+     * the child: every value reads as in the parent, and writes into a shared table (an unshare:
+     * a table to copy) and into pages shared copy-on-write (a page to copy) either fail with OOM
+     * or stay the child's. The parent's values are checked afterwards as always.
+     */
+    private static void forkWorkload(AddressSpace as, Run r, String what) {
+        AddressSpace child;
+        try {
+            child = as.fork();
+        } catch (VmException e) {
+            assertEquals(VmException.Code.ENOMEM, e.code(), what + ": " + e.getMessage());
+            r.surfaced.add("fork: " + e.getMessage());
+            return;
+        }
+        int before = r.surfaced.size();
+        try {
+            for (Map.Entry<Long, Long> e : r.values.entrySet()) {
+                long va = e.getKey();
+                long[] got = new long[1];
+                if (attempt(r, what, va, () -> got[0] = child.getLong(va))) {
+                    assertEquals((long) e.getValue(), got[0], what + ": the child reads what the parent wrote at 0x"
+                            + Long.toHexString(va));
+                }
+            }
+            long[] targets = {A + 16, A + 5 * PAGE + 24, B + PAGE, D + 8, E + 24};
+            for (long va : targets) {
+                if (attempt(r, what, va, () -> child.putLong(va, -va))) {
+                    assertEquals(-va, child.getLong(va), what + ": the child's write at 0x" + Long.toHexString(va));
+                }
+            }
+            if (r.surfaced.size() > before) {
+                assertTrue(child.stats().faults("oom") > 0, what + ": an OOM surfaced in the child but was not counted");
+            }
+            // A copy-on-write fault that fails for want of a page first gives back the pages its
+            // context replaced and tries again: absorbed by contract, like a THP fallback.
+            r.thpFallbacks += child.services().mm().counters().sum(VmCounters.COW_RECLAIM_RETRIES);
+        } finally {
+            // The child's failures are the child's: the parent's OOM count need not show them.
+            for (int i = before; i < r.surfaced.size(); i++) {
+                r.surfaced.set(i, "child: " + r.surfaced.get(i));
+            }
+            child.close();
+        }
     }
 
     /**

@@ -255,6 +255,7 @@ public final class FaultHandler {
             // Under pressure, the pages this context's earlier copies replaced go back first.
             retireReplaced(slot);
             pfn = pages.alloc();
+            slot.counts.increment(VmCounters.COW_RECLAIM_RETRIES);
         }
         if (pfn == FrameAllocator.NO_FRAME) {
             return OOM;

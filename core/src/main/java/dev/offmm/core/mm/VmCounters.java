@@ -89,8 +89,10 @@ public final class VmCounters {
     public static final int FORKS = 32;
     /** Pages copied for a child at fork because they were pinned. */
     public static final int FORK_PINNED_COPIES = 33;
+    /** Copy-on-write faults whose page allocation failed and succeeded once the context gave back the pages it replaced. */
+    public static final int COW_RECLAIM_RETRIES = 34;
     /** Lock acquisitions of {@link LockClass} {@code k}: {@code LOCK_ACQUISITIONS + k.ordinal()} (debug locks only). */
-    public static final int LOCK_ACQUISITIONS = 34;
+    public static final int LOCK_ACQUISITIONS = 35;
     /** Contended lock acquisitions of {@link LockClass} {@code k}: {@code LOCK_CONTENTIONS + k.ordinal()}. */
     public static final int LOCK_CONTENTIONS = LOCK_ACQUISITIONS + LockClass.values().length;
     /** How many counters. */
