@@ -25,8 +25,9 @@ public final class Main {
             case "stat" -> dev.offmm.bench.stat.StatCommand.main(rest);
             case "reclaim" -> dev.offmm.bench.reclaim.ReclaimHarness.main(rest);
             case "memory" -> dev.offmm.bench.memory.HostMemoryHarness.main(rest);
+            case "fork" -> dev.offmm.bench.fork.ForkHarness.main(rest);
             default -> {
-                System.err.println("usage: offmm-bench demo|scale|stat|reclaim|memory|jmh [options]"
+                System.err.println("usage: offmm-bench demo|scale|stat|reclaim|memory|fork|jmh [options]"
                         + "   (scale --help for the harness)");
                 System.exit(cmd.equals("help") ? 0 : 2);
             }

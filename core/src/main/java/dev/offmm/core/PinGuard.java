@@ -15,10 +15,11 @@ import dev.offmm.offheap.page.MemMap;
  *       unshare fault ({@code FAULT_FLAG_UNSHARE}, as the kernel does for long-term pins), or the
  *       pin would see the old page after the space's next write copied it.</li>
  *   <li>A pin never slips past a fork that does not see it. Fork raises the fork sequence before
- *       it reads any refcount (and copies a page whose refcount exceeds its mapcount for the
- *       child at once); a pin raises the refcount and then reads the sequence, and gives up and
- *       tries again if it moved (the kernel's {@code write_protect_seq} for GUP-fast). Both are
- *       volatile, so either the fork sees the reference or the pin sees the fork.</li>
+ *       it reads the space's pin count and any refcount (and copies a page whose refcount exceeds
+ *       its mapcount for the child at once; with no pin open it checks no page); a pin raises the
+ *       refcount and the pin count and then reads the sequence, and gives up and tries again if
+ *       it moved (the kernel's {@code write_protect_seq} for GUP-fast). All are volatile, so
+ *       either the fork sees the pin or the pin sees the fork.</li>
  * </ol>
  * Called inside an access, where neither the tables nor the frame can be freed.
  */
@@ -49,14 +50,17 @@ final class PinGuard {
             return null;
         }
         map.addAndGetRefcount(pfn, 1);
+        mm.pinOpened();
         if (mm.forkSeq() != seq) {
             // The mapping's reference is still held (this is inside an access): never the last.
+            mm.pinClosed();
             map.addAndGetRefcount(pfn, -1);
             return null;
         }
         try {
-            return PinnedPage.pinned(memory, va, pfn);
+            return PinnedPage.pinned(memory, va, pfn, mm);
         } catch (RuntimeException | Error e) {
+            mm.pinClosed();
             map.addAndGetRefcount(pfn, -1);
             throw e;
         }

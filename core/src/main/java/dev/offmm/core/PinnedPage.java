@@ -1,5 +1,6 @@
 package dev.offmm.core;
 
+import dev.offmm.core.mm.Mm;
 import dev.offmm.offheap.PhysicalMemory;
 import dev.offmm.offheap.zone.Zone;
 
@@ -28,6 +29,8 @@ public final class PinnedPage implements AutoCloseable {
     private final int order;
     private final long va;
     private final MemorySegment segment;
+    /** The space whose pin count this pin raised, or null (the zero page). */
+    private Mm space;
     private boolean closed;
 
     private PinnedPage(Zone zone, long va, long pfn, int order, boolean readOnly) {
@@ -64,8 +67,10 @@ public final class PinnedPage implements AutoCloseable {
     /**
      * A pinned page whose reference the caller has already taken (and drops again if this throws).
      */
-    static PinnedPage pinned(PhysicalMemory memory, long va, long pfn) {
-        return new PinnedPage(memory.zone(), va, pfn, 0, false);
+    static PinnedPage pinned(PhysicalMemory memory, long va, long pfn, Mm space) {
+        PinnedPage p = new PinnedPage(memory.zone(), va, pfn, 0, false);
+        p.space = space;
+        return p;
     }
 
     /**
@@ -132,6 +137,9 @@ public final class PinnedPage implements AutoCloseable {
                 // The memory closed meanwhile: its frames went with it.
             } finally {
                 zone.pinClosed();
+                if (space != null) {
+                    space.pinClosed();
+                }
             }
         }
     }

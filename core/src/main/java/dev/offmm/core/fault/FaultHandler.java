@@ -276,6 +276,8 @@ public final class FaultHandler {
             return doReuse(vma, pmdE, pte, entry, slot, pfn);
         }
         installPage(vma, pte, pfn, slot);
+        // The copy replaces a page: the table maps as many as before.
+        map.addPtePagesPlain(Entries.tableOf(pte), -1);
         // Contexts hold the read-only translation of the old page: shoot it down before the lock
         // drops. Its mapcount and reference go after this context's grace period.
         mm.flushTlb();
@@ -372,6 +374,7 @@ public final class FaultHandler {
     /** Called with the PTE lock held and the entry rechecked. */
     private void installPage(Vma vma, long pte, long pfn, PtlSlot slot) {
         map.addAndGetMapcount(pfn, 1);
+        map.addPtePagesPlain(Entries.tableOf(pte), 1);
         VmCounters.Local c = slot.counts;
         c.increment(VmCounters.RSS);
         c.increment(VmCounters.FRAMES_HELD);

@@ -83,6 +83,7 @@ public final class HugePmd {
             for (int i = 0; i < HugeFrames.NR; i++) {
                 entries.setPlain(Entries.entry(table, i), Pte.subpage(pmd, i));
             }
+            tables.countPages(table, HugeFrames.NR);
             frames.split(Pte.pfn(pmd));
             set(pmdEntry, Pte.mkTable(table));
             // Contexts may hold the 2 MiB translation: shoot it down before the lock drops, so no

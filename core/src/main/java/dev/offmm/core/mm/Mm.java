@@ -47,6 +47,11 @@ public final class Mm extends MmFields {
     private volatile long forkSeq;
     /** Whether a fork ever shared a table of this space (volatile; set under mmap_lock for write). */
     private volatile boolean sharing;
+    /**
+     * Pins taken in this space and not yet closed (volatile read-modify-writes): a fork that reads
+     * 0 after raising the fork sequence knows no page it copies is pinned and checks none.
+     */
+    private final AtomicLong pins = new AtomicLong();
 
     /**
      * The state of an address space whose PGD, already allocated and constructed, is
@@ -147,6 +152,21 @@ public final class Mm extends MmFields {
     /** The fork is done; its TLB shootdown came first. */
     public void endFork() {
         forkSeq++;
+    }
+
+    /** A pin took a page of this space (before it reads the fork sequence again). */
+    public void pinOpened() {
+        pins.incrementAndGet();
+    }
+
+    /** A pin of this space closed, or gave up. */
+    public void pinClosed() {
+        pins.decrementAndGet();
+    }
+
+    /** Pins of this space still open (volatile). */
+    public long livePins() {
+        return pins.get();
     }
 
     /** Records that tables of this space may be shared; unsharing checks only spaces marked so. */

@@ -182,6 +182,9 @@ final class Collapse {
                         Entries.PAGE_SIZE);
                 tlb.removePage(old, 0);
             }
+            if (Pte.ownsFrame(e)) {
+                map.addPtePagesPlain(table, -1);
+            }
             if (!Pte.none(e)) {
                 entries.setPlain(pte, 0);
             }

@@ -28,7 +28,7 @@ import java.util.concurrent.locks.Lock;
  * {@code PinGuard}), each 2 MiB of each VMA is:
  * <ul>
  *   <li>with a PTE table that lies wholly inside the VMA, and sharing on: shared
- *       ({@link dev.offmm.core.unmap.TableShare#share}): both PMD entries lose W, the share count
+ *       ({@link #share}, see {@link dev.offmm.core.unmap.TableShare}): both PMD entries lose W, the share count
  *       goes up, no page is touched;</li>
  *   <li>otherwise copied ({@code copy_pte_range}): each present page is write-protected in the
  *       parent and mapped read-only in the child, its mapcount and refcount raised; zero-page
@@ -57,6 +57,10 @@ public final class Fork {
     private final PtlSlot slot = new PtlSlot();
     private final int[] pages = new int[1];
     private final boolean share;
+    /** Whether a pin of the parent is open: read after the fork sequence went odd (see PinGuard). */
+    private boolean checkPins;
+    /** What {@link #prefetchTables} read, kept so its loads are not dead code. */
+    private long prefetched;
 
     private Fork(MmServices parent, MmServices child) {
         this.parent = parent;
@@ -102,6 +106,7 @@ public final class Fork {
                 copies.add(v.slice(v.start, v.end));
             }
             mm.beginFork();
+            checkPins = mm.livePins() != 0;
             try {
                 if (share) {
                     mm.markSharing();
@@ -148,7 +153,31 @@ public final class Fork {
         }
     }
 
+    /**
+     * Loads the struct page of every PTE table of {@code v}, with nothing depending on the loads,
+     * before the loop that locks each table and raises its share count: cold, every one is a
+     * cache and TLB miss, and independent loads overlap where the loop's locked updates could not.
+     */
+    private void prefetchTables(Vma v) {
+        long sum = 0;
+        for (long addr = v.start & ~Entries.PMD_MASK; addr < v.end; addr += Entries.PMD_SIZE) {
+            long pmdE = entries.lookupPmd(mm.pgd(), addr);
+            if (pmdE >= 0) {
+                long pmd = entries.getAcquire(pmdE);
+                if (Pte.table(pmd)) {
+                    sum += map.ptePagesPlain(Pte.pfn(pmd));
+                }
+            } else {
+                addr = Entries.addrEnd(addr, Entries.missingLevel(pmdE), v.end) - Entries.PMD_SIZE;
+            }
+        }
+        prefetched = sum;
+    }
+
     private void copyVma(Vma v) {
+        if (share) {
+            prefetchTables(v);
+        }
         long addr = v.start;
         while (addr < v.end) {
             long next = Entries.addrEnd(addr, Entries.PMD, v.end);
@@ -188,7 +217,7 @@ public final class Fork {
 
     private boolean shareTable(long addr, long pmdE) {
         long cpmdE = childPmd(addr);
-        long entry = parent.shares().share(pmdE, pages);
+        long entry = share(pmdE);
         if (entry == 0) {
             return false;
         }
@@ -196,6 +225,46 @@ public final class Fork {
         entries.setRelease(cpmdE, entry);
         child.shares().adoptShared(pages[0], counts);
         return true;
+    }
+
+    /**
+     * Makes the PTE table at the parent's PMD entry {@code pmdE} shared, and returns
+     * the entry the child's PMD gets; or 0 if the table maps a pinned page, which the child must
+     * get a copy of, so the table is copied instead. Caller holds mmap_lock for write with every
+     * VMA write-locked, and bumps the TLB generation before it lets go of them.
+     *
+     * Sets {@code pages[0]} to the pages the table maps. The share count is the table's, guarded
+     * by its split lock like its entries (see TableShare).
+     */
+    private long share(long pmdE) {
+        long pmdLock = parent.ptl().pmdLock(Entries.tableOf(pmdE));
+        try {
+            long pmd = entries.getPlain(pmdE);
+            long table = Pte.pfn(pmd);
+            long tableLock = parent.ptl().pteLockptr(pmd);
+            parent.ptl().lockPte(tableLock);
+            try {
+                // The table's own count of its pages: its 512 entries are read only with a pin open.
+                int n = (int) map.ptePagesPlain(table);
+                for (int i = 0; checkPins && i < Entries.PTRS_PER_TABLE; i++) {
+                    long e = entries.getPlain(Entries.entry(table, i));
+                    if (Pte.ownsFrame(e) && map.refcountVolatile(Pte.pfn(e)) != map.mapcountVolatile(Pte.pfn(e))) {
+                        return 0;
+                    }
+                }
+                if (!Pte.sharedTable(pmd)) {
+                    entries.setRelease(pmdE, Pte.mkSharedTable(table));
+                    mm.counters().increment(VmCounters.SHARED_TABLES);
+                }
+                map.addAndGetPtShareCount(table, 1);
+                pages[0] = n;
+                return Pte.mkSharedTable(table);
+            } finally {
+                parent.ptl().unlock(tableLock);
+            }
+        } finally {
+            parent.ptl().unlock(pmdLock);
+        }
     }
 
     /** {@code copy_pte_range} for {@code [addr, end)} inside the parent's table at {@code pmdE}. */
@@ -220,7 +289,7 @@ public final class Fork {
                 long ce = e;
                 if (Pte.ownsFrame(e)) {
                     long pfn = Pte.pfn(e);
-                    if (map.refcountVolatile(pfn) != map.mapcountVolatile(pfn)) {
+                    if (checkPins && map.refcountVolatile(pfn) != map.mapcountVolatile(pfn)) {
                         if (pinned == null) {
                             pinned = new long[Entries.PTRS_PER_TABLE * 2];
                         }
@@ -236,6 +305,7 @@ public final class Fork {
                     }
                     counts.increment(VmCounters.RSS);
                     counts.increment(VmCounters.FRAMES_HELD);
+                    map.addPtePagesPlain(ctable, 1);
                 }
                 entries.setRelease(Entries.offset(ctable, a, Entries.PTE), ce);
             }
@@ -261,6 +331,7 @@ public final class Fork {
         }
         MemorySegment.copy(region, Entries.physical(Pte.pfn(e), 0), region, Entries.physical(pfn, 0), Entries.PAGE_SIZE);
         map.addAndGetMapcount(pfn, 1);
+        map.addPtePagesPlain(ctable, 1);
         entries.setRelease(Entries.offset(ctable, va, Entries.PTE), (e & ~Pte.PFN_MASK) | (pfn << Entries.PAGE_SHIFT));
         counts.increment(VmCounters.RSS);
         counts.increment(VmCounters.FRAMES_HELD);

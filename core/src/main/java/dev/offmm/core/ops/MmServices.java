@@ -74,7 +74,8 @@ public record MmServices(PhysicalMemory memory, Mm mm, Entries entries, PtLocks 
         HugePmd huge = new HugePmd(mm, entries, ptl, tables, zone.frames().huge());
         HugeFault hugeFaults = new HugeFault(mm, entries, ptl, tables, pages, huge);
         Zap zap = new Zap(mm, entries, ptl, zone.memMap(), reclaimer, zone.frames(), tables, huge);
-        TableShare shares = new TableShare(mm, entries, ptl, tables, zone.memMap(), ptLocks, reclaimer, splitPte);
+        TableShare shares = new TableShare(mm, entries, ptl, tables, zone.memMap(), ptLocks, reclaimer, splitPte,
+                zap);
         FaultHandler handler = new FaultHandler(mm, entries, pgtables, ptl, pages, zone.memMap(), hugeFaults,
                 zone.region(), zap);
         FaultEntry faults = new FaultEntry(mm, handler, shares);

@@ -134,6 +134,11 @@ public final class TableAlloc {
         counters.increment(VmCounters.TABLES_FREED);
     }
 
+    /** Counts {@code n} more entries owning a frame in PTE table {@code pfn} (see {@link MemMap#ptePagesPlain}). */
+    public void countPages(long pfn, long n) {
+        map.addPtePagesPlain(pfn, n);
+    }
+
     /**
      * A shared PTE table whose last user is now this space: stamps it with this space's identity,
      * so that its destructor, run by this space, finds its own table. Called under the table's lock.
@@ -200,6 +205,8 @@ public final class TableAlloc {
                 if (splitPte && !ptLocks.ptlockInit(pfn, LockClass.PTE)) {
                     return false;
                 }
+                // No entry owns a frame yet (the word is the table's page count, see MemMap).
+                map.setPrivatePlain(pfn, 0);
                 map.setTypeRelease(pfn, MemMap.TYPE_PTE_TABLE);
                 counts.increment(VmCounters.PTE_TABLES);
             }
@@ -236,9 +243,10 @@ public final class TableAlloc {
         }
         switch (level) {
             case Entries.PTE -> {
-                if (map.ptShareCountVolatile(pfn) != 0) {
+                if (map.ptShareCountVolatile(pfn) != 0 || map.ptePagesPlain(pfn) != 0) {
                     throw new IllegalStateException("destructor for PTE table pfn=" + pfn + " that "
-                            + map.ptShareCountVolatile(pfn) + " other address spaces still share");
+                            + map.ptShareCountVolatile(pfn) + " other address spaces still share, with "
+                            + map.ptePagesPlain(pfn) + " pages counted in it");
                 }
                 if (splitPte) {
                     ptLocks.ptlockFree(pfn);

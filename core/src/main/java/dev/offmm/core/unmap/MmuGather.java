@@ -98,6 +98,11 @@ public final class MmuGather implements Reclaimer.Batch {
         freeTlb(pfn, Entries.PUD);
     }
 
+    /** A table already uncounted ({@link TableAlloc#unlinked}) and unreachable: destroyed and freed at release. */
+    public void freeUnlinkedTable(long pfn, int level) {
+        tableList.add(pfn << LEVEL_BITS | level);
+    }
+
     /** A table of {@code level} unlinked from its parent entry: uncounted now, freed at release. */
     void freeTlb(long pfn, int level) {
         tableList.add(pfn << LEVEL_BITS | level);

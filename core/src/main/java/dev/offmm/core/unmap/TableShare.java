@@ -40,19 +40,20 @@ import java.util.concurrent.locks.Lock;
  * holds a table it read before the change, and for each shared table under its lock:
  * <ul>
  *   <li>if the share count is 0, this space is its last user and keeps it: its PMD entry gets
- *       W back and the table its owner stamp (the RFC's {@code put_page_testzero} reaching zero);
+ *       W back and the table its owner stamp;</li>
  *   <li>else, if the range covers the table and the caller drops (munmap), the PMD entry is
  *       cleared;</li>
  *   <li>else the entries are copied into a table allocated before the lock, every page's
  *       mapcount and refcount raised, the copy and the source both write-protected, and the PMD
  *       entry swapped to the copy.</li>
  * </ul>
- * In the last two cases the TLB generation is bumped and this space's contexts are waited for
- * (an access that began earlier may still walk the table), and only then, still under the lock,
- * is the share count decremented. So a space that sees the count at 0 knows no other space can
- * reach the table any more, and of two spaces unsharing at once exactly one copies: the second
- * waits for the lock and finds itself the last user. The table is freed, destructor and all, only
- * by its last user, through that user's ordinary unmap after its own grace period.
+ * Then the TLB generation is bumped and this space's contexts are waited for (an access that
+ * began earlier may still walk the table), and only then does the share count drop: under the
+ * lock for a copy, so that of two spaces unsharing at once exactly one copies (the second waits
+ * for the lock and finds itself the last user); after one wait for all of them for drops. A drop
+ * decided while another space still shared the table may so take the count to -1, and whichever
+ * space does frees the table and its pages (the RFC's {@code put_page_testzero}). Otherwise a
+ * table is freed, destructor and all, by its last user, through its ordinary unmap.
  *
  * <p>Accounting: every space counts a table it maps (shared or not) in its page-table bytes, its
  * frames held (the table and the pages it maps) and its RSS, and its lock in its live locks, so
@@ -67,11 +68,13 @@ public final class TableShare {
     private final PtLocks ptLocks;
     private final Reclaimer reclaimer;
     private final boolean splitPte;
+    private final Zap zap;
 
-    /** The shared tables of {@code mm}. */
+    /** The shared tables of {@code mm}; a table the last sharers let go of is freed through {@code zap}'s gathers. */
     public TableShare(Mm mm, Entries entries, PtlHelpers ptl, TableAlloc tables, MemMap map, PtLocks ptLocks,
-                      Reclaimer reclaimer, boolean splitPte) {
+                      Reclaimer reclaimer, boolean splitPte, Zap zap) {
         this.mm = mm;
+        this.zap = zap;
         this.entries = entries;
         this.ptl = ptl;
         this.tables = tables;
@@ -92,22 +95,23 @@ public final class TableShare {
      * fork holds it for write.
      */
     public boolean anyShared(long start, long end) {
-        if (!splitPte || !mm.mayShare()) {
-            return false;
-        }
-        long addr = start & ~Entries.PMD_MASK;
+        return splitPte && mm.mayShare() && nextShared(start, end) >= 0;
+    }
+
+    /** The first 2 MiB boundary from {@code addr} below {@code end} whose PMD entry names a shared table, or -1. */
+    private long nextShared(long addr, long end) {
+        addr &= ~Entries.PMD_MASK;
         while (addr < end && addr >= 0) {
             long pmdE = entries.lookupPmd(mm.pgd(), addr);
             if (pmdE < 0) {
                 addr = Entries.addrEnd(addr, Entries.missingLevel(pmdE), Long.MAX_VALUE);
-                continue;
+            } else if (Pte.sharedTable(entries.getAcquire(pmdE))) {
+                return addr;
+            } else {
+                addr += Entries.PMD_SIZE;
             }
-            if (Pte.sharedTable(entries.getAcquire(pmdE))) {
-                return true;
-            }
-            addr += Entries.PMD_SIZE;
         }
-        return false;
+        return -1;
     }
 
     /**
@@ -131,15 +135,14 @@ public final class TableShare {
             v.writeLockAndDetach();
         }
         VmCounters.Local counts = mm.counters().local();
+        LongList dropped = new LongList(16);
         try {
-            for (long addr = lo; addr < hi; addr += Entries.PMD_SIZE) {
-                long pmdE = entries.lookupPmd(mm.pgd(), addr);
-                if (pmdE >= 0 && Pte.sharedTable(entries.getAcquire(pmdE))) {
-                    boolean whole = drop && addr >= start && addr + Entries.PMD_SIZE <= end;
-                    unshareOne(pmdE, whole, counts);
-                }
+            for (long addr = nextShared(lo, hi); addr >= 0; addr = nextShared(addr + Entries.PMD_SIZE, hi)) {
+                boolean whole = drop && addr >= start && addr + Entries.PMD_SIZE <= end;
+                unshareOne(entries.lookupPmd(mm.pgd(), addr), whole, counts, dropped);
             }
         } finally {
+            letGo(dropped, counts);
             counts.fold();
             List<Vma> fresh = new ArrayList<>(hull.size());
             for (Vma v : hull) {
@@ -171,8 +174,12 @@ public final class TableShare {
         }
     }
 
-    /** Unshares the shared table at {@code pmdE}: keeps, drops or copies it. */
-    private void unshareOne(long pmdE, boolean drop, VmCounters.Local counts) {
+    /**
+     * Unshares the shared table at {@code pmdE}: keeps it (the last user), copies it, or (with
+     * {@code drop}) clears the PMD entry and adds the table to {@code dropped}, for
+     * {@link #letGo} to let go of after one shootdown and one wait for all of them.
+     */
+    private void unshareOne(long pmdE, boolean drop, VmCounters.Local counts, LongList dropped) {
         long pmd = entries.getAcquire(pmdE);
         long table = Pte.pfn(pmd);
         // Allocated and constructed before any lock; unused if this space turns out to keep or drop it.
@@ -182,6 +189,7 @@ public final class TableShare {
                     + Long.toHexString(pmdE));
         }
         boolean used = false;
+        boolean last = false;
         long pmdLock = ptl.pmdLock(Entries.tableOf(pmdE));
         long tableLock = ptl.pteLockptr(pmd);
         ptl.lockPte(tableLock);
@@ -201,27 +209,28 @@ public final class TableShare {
                 counts.add(VmCounters.SHARED_TABLES, -1);
                 return;
             }
-            int pages = drop ? ownedFrames(table) : copyInto(table, copy);
-            used = !drop;
+            if (drop) {
+                long pages = map.ptePagesPlain(table);
+                entries.setRelease(pmdE, 0);
+                dropped.add(table);
+                counts.add(VmCounters.RSS, -pages);
+                counts.add(VmCounters.FRAMES_HELD, -1 - pages);
+                return;
+            }
+            copyInto(table, copy);
+            used = true;
             // Release: the copy's entries before the entry that names it.
-            entries.setRelease(pmdE, drop ? 0 : Pte.mkTable(copy));
+            entries.setRelease(pmdE, Pte.mkTable(copy));
             long gen = mm.flushTlb();
             ptl.unlock(pmdLock);
             pmdLocked = false;
             // An access of this space that began before the bump may still walk the table: wait
-            // for it before the count says the table is no longer this space's to read.
+            // for it before the count says the table is no longer this space's to read. Under
+            // the table's lock, so that of two spaces unsharing at once exactly one copies.
             awaitGeneration(gen);
-            map.addAndGetPtShareCount(table, -1);
-            tables.unlinked(Entries.PTE);
-            if (splitPte) {
-                ptLocks.accountShared(-1);
-            }
-            counts.add(VmCounters.FRAMES_HELD, drop ? -1 - pages : -1);
-            if (drop) {
-                counts.add(VmCounters.RSS, -pages);
-            }
-            counts.increment(drop ? VmCounters.UNSHARE_DROPPED : VmCounters.UNSHARE_COPIED);
-            counts.add(VmCounters.SHARED_TABLES, -1);
+            counts.add(VmCounters.FRAMES_HELD, -1);
+            last = letGoOf(table, counts);
+            counts.increment(VmCounters.UNSHARE_COPIED);
         } finally {
             ptl.unlock(tableLock);
             if (pmdLocked) {
@@ -231,16 +240,75 @@ public final class TableShare {
                 tables.freeTable(copy, Entries.PTE);
             }
         }
+        if (last) {
+            // A space that dropped the table meanwhile left it to this one: freed once its lock is free.
+            freeOrphan(table, counts);
+        }
+    }
+
+    /**
+     * The dropped tables' PMD entries are clear: one shootdown, one wait for this space's
+     * accesses that began before it, then each table's share is let go of. The count may reach
+     * -1 only here, when spaces dropped a table at once and each saw another still sharing it:
+     * the one that takes it there frees it, as the RFC's {@code put_page_testzero} does.
+     */
+    private void letGo(LongList dropped, VmCounters.Local counts) {
+        if (dropped.size() == 0) {
+            return;
+        }
+        awaitGeneration(mm.flushTlb());
+        for (int i = 0; i < dropped.size(); i++) {
+            if (letGoOf(dropped.get(i), counts)) {
+                freeOrphan(dropped.get(i), counts);
+            }
+            counts.increment(VmCounters.UNSHARE_DROPPED);
+        }
+    }
+
+    /**
+     * This space no longer maps {@code table}, and none of its accesses can reach it: its share
+     * goes (volatile). Returns whether that was the last one: then no space maps the table and
+     * every one that did has waited for its accesses, and the caller frees it with
+     * {@link #freeOrphan} (without its lock held: the destructor checks it is free).
+     */
+    private boolean letGoOf(long table, VmCounters.Local counts) {
+        tables.unlinked(Entries.PTE);
+        if (splitPte) {
+            ptLocks.accountShared(-1);
+        }
+        counts.add(VmCounters.SHARED_TABLES, -1);
+        return map.addAndGetPtShareCount(table, -1) < 0;
+    }
+
+    /** Frees a table no space maps any more, and the pages it maps, through a gather. */
+    private void freeOrphan(long table, VmCounters.Local counts) {
+        map.clearPtShareCount(table);
+        tables.adopt(table);
+        if (splitPte) {
+            ptLocks.accountShared(1);
+        }
+        MmuGather tlb = zap.gather();
+        int pages = 0;
+        for (int i = 0; i < Entries.PTRS_PER_TABLE; i++) {
+            long e = entries.getPlain(Entries.entry(table, i));
+            if (Pte.ownsFrame(e)) {
+                tlb.removeReplacedPage(Pte.pfn(e));
+                pages++;
+            }
+        }
+        counts.add(VmCounters.FRAMES_HELD, 1 + pages);
+        map.addPtePagesPlain(table, -pages);
+        tlb.freeUnlinkedTable(table, Entries.PTE);
+        tlb.finish();
     }
 
     /**
      * Copies the entries of shared table {@code table} into {@code copy}, raising each page's
      * mapcount and refcount, and write-protects them in both: the pages are now mapped twice.
      * The source's other users reach it only through read-only PMD entries and hold no writable
-     * translation of it, so clearing its W bits needs no shootdown. Returns the pages copied.
+     * translation of it, so clearing its W bits needs no shootdown.
      */
-    private int copyInto(long table, long copy) {
-        int pages = 0;
+    private void copyInto(long table, long copy) {
         for (int i = 0; i < Entries.PTRS_PER_TABLE; i++) {
             long src = Entries.entry(table, i);
             long e = entries.getPlain(src);
@@ -251,7 +319,6 @@ public final class TableShare {
                 long pfn = Pte.pfn(e);
                 map.addAndGetMapcount(pfn, 1);
                 map.addAndGetRefcount(pfn, 1);
-                pages++;
             }
             long ro = Pte.wrprotect(e);
             if (ro != e) {
@@ -260,64 +327,11 @@ public final class TableShare {
             // Plain: the copy is published by the release store of the PMD entry.
             entries.setPlain(Entries.entry(copy, i), ro);
         }
-        return pages;
-    }
-
-    /** Pages (frames, not the zero page) that table {@code table} maps. */
-    public int ownedFrames(long table) {
-        int pages = 0;
-        for (int i = 0; i < Entries.PTRS_PER_TABLE; i++) {
-            if (Pte.ownsFrame(entries.getPlain(Entries.entry(table, i)))) {
-                pages++;
-            }
-        }
-        return pages;
+        map.addPtePagesPlain(copy, map.ptePagesPlain(table));
     }
 
     /**
-     * Fork: makes the PTE table at this (the parent's) PMD entry {@code pmdE} shared, and returns
-     * the entry the child's PMD gets; or 0 if the table maps a pinned page, which the child must
-     * get a copy of, so the table is copied instead. Caller holds mmap_lock for write with every
-     * VMA write-locked, and bumps the TLB generation before it lets go of them.
-     *
-     * @param pages out: {@code pages[0]} is set to the pages the table maps
-     */
-    public long share(long pmdE, int[] pages) {
-        long pmdLock = ptl.pmdLock(Entries.tableOf(pmdE));
-        try {
-            long pmd = entries.getPlain(pmdE);
-            long table = Pte.pfn(pmd);
-            long tableLock = ptl.pteLockptr(pmd);
-            ptl.lockPte(tableLock);
-            try {
-                int n = 0;
-                for (int i = 0; i < Entries.PTRS_PER_TABLE; i++) {
-                    long e = entries.getPlain(Entries.entry(table, i));
-                    if (Pte.ownsFrame(e)) {
-                        long pfn = Pte.pfn(e);
-                        if (map.refcountVolatile(pfn) != map.mapcountVolatile(pfn)) {
-                            return 0;
-                        }
-                        n++;
-                    }
-                }
-                if (!Pte.sharedTable(pmd)) {
-                    entries.setRelease(pmdE, Pte.mkSharedTable(table));
-                    mm.counters().increment(VmCounters.SHARED_TABLES);
-                }
-                map.addAndGetPtShareCount(table, 1);
-                pages[0] = n;
-                return Pte.mkSharedTable(table);
-            } finally {
-                ptl.unlock(tableLock);
-            }
-        } finally {
-            ptl.unlock(pmdLock);
-        }
-    }
-
-    /**
-     * The child's half of {@link #share}: counts the table it now maps, with its lock and its
+     * The child's half of {@code Fork}'s sharing: counts the table it now maps, with its lock and its
      * {@code pages} pages, as its own (see the accounting note above).
      */
     public void adoptShared(int pages, VmCounters.Local counts) {

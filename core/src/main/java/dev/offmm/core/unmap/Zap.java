@@ -169,6 +169,9 @@ public final class Zap {
                             long updated = op.apply(tlb, entry);
                             if (updated != entry) {
                                 entries.setRelease(pte, updated);
+                                if (Pte.ownsFrame(entry) && !Pte.ownsFrame(updated)) {
+                                    map.addPtePagesPlain(Entries.tableOf(pte), -1);
+                                }
                             }
                         }
                     }

@@ -262,6 +262,21 @@ public final class MemMap {
     // ---- Changed with volatile read-modify-writes under the table's split lock, or after a grace
     // ---- period by a space that has let go of the table (see the core's TableShare).
 
+    // ---- pages of a PTE table: the private word of a PTE table frame counts its entries that own
+    // ---- a frame (present or PROT_NONE, not the zero page). Plain: changed only under the
+    // ---- table's lock (or while no one else can reach the table), so that a fork can share the
+    // ---- table and count its pages without reading its 512 entries.
+
+    /** Entries of PTE table {@code pfn} that own a frame. */
+    public long ptePagesPlain(long pfn) {
+        return privatePlain(pfn);
+    }
+
+    /** Adds {@code delta} to the entries of PTE table {@code pfn} that own a frame. */
+    public void addPtePagesPlain(long pfn, long delta) {
+        setPrivatePlain(pfn, privatePlain(pfn) + delta);
+    }
+
     /** The share count of PTE table {@code pfn} (volatile). */
     public int ptShareCountVolatile(long pfn) {
         return (int) INT.getVolatile(records, at(pfn, MAPCOUNT));
