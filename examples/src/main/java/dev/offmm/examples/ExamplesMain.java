@@ -8,14 +8,15 @@ import dev.offmm.offheap.PhysicalMemory;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
- * Runs the examples: {@code arena} (reserve and commit) and {@code cache} (a concurrent page
- * cache with eviction), printing what happened to resident memory.
+ * Runs the examples: {@code arena} (reserve and commit), {@code cache} (a concurrent page
+ * cache with eviction), printing what happened to resident memory, and {@code snapshot}
+ * (consistent snapshots of a live store through fork).
  */
 public final class ExamplesMain {
     private ExamplesMain() {
     }
 
-    /** {@code arena} or {@code cache [threads] [seconds]}. */
+    /** {@code arena}, {@code cache [threads] [seconds]} or {@code snapshot [threads] [seconds]}. */
     public static void main(String[] args) throws InterruptedException {
         String which = args.length > 0 ? args[0] : "arena";
         try (PhysicalMemory memory = PhysicalMemory.create(256L << 20);
@@ -24,7 +25,9 @@ public final class ExamplesMain {
                 case "arena" -> arena(as);
                 case "cache" -> cache(as, args.length > 1 ? Integer.parseInt(args[1]) : 4,
                         args.length > 2 ? Double.parseDouble(args[2]) : 1.0);
-                default -> throw new IllegalArgumentException("example=" + which + " (expected arena or cache)");
+                case "snapshot" -> SnapshotExample.run(as, args.length > 1 ? Integer.parseInt(args[1]) : 2,
+                        args.length > 2 ? Double.parseDouble(args[2]) : 2.0, 1L << 20);
+                default -> throw new IllegalArgumentException("example=" + which + " (expected arena, cache or snapshot)");
             }
         }
     }
