@@ -156,7 +156,8 @@ class ForkTest {
                 check(parent, b, 3, "parent after the child's DONTNEED");
                 assertEquals(0, child.getLong(b + HUGE));
                 parent.mprotect(b + HUGE, MB, Prot.READ);
-                assertEquals(3 + HUGE + 150 * PAGE, child.getLong(b + HUGE + 150 * PAGE), "the parent's mprotect leaves the child alone");
+                assertEquals(3 + HUGE + 150 * PAGE, child.getLong(b + HUGE + 150 * PAGE),
+                        "the parent's mprotect leaves the child alone");
                 child.putLong(b + HUGE + MB - PAGE, 77);
                 assertThrows(FaultException.class, () -> parent.putLong(b + HUGE + MB - PAGE, 1));
                 parent.mprotect(b + HUGE, MB, RW);
@@ -307,7 +308,8 @@ class ForkTest {
             assertEquals(VmException.Code.ENOMEM, e.code());
             pins.forEach(PinnedPage::close);
             memory.zone().frames().drainAllCaches();
-            assertTrue(memory.usedFrameCount() <= used, "nothing of the child is left: " + memory.usedFrameCount() + " > " + used);
+            assertTrue(memory.usedFrameCount() <= used,
+                    "nothing of the child is left: " + memory.usedFrameCount() + " > " + used);
             assertNotEquals(0, last);
             assertEquals(PAGE, parent.getLong(a + PAGE));
         }

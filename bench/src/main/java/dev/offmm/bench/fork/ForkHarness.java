@@ -97,7 +97,8 @@ public final class ForkHarness {
                         + " copied %.0f%n", r + 1, fork[0][r], fork[1][r], fork[2][r], storm[0][r], storm[1][r], storm[2][r]);
             }
             VmStats st = sharing.stats();
-            out.printf("%nshared tables in the child: %d (of %d PTE tables); parent after all: cowCopy=%d reuse=%d, unshares %s%n",
+            out.printf("%nshared tables in the child: %d (of %d PTE tables); parent after all: cowCopy=%d reuse=%d,"
+                    + " unshares %s%n",
                     shared[0], bytes / (2 * MIB), st.faults("cowCopy"), st.faults("reuse"), st.unshares());
         }
         out.printf("%n| measure | kernel | offmm shared tables | offmm copied tables |%n|---|---|---|---|%n");
