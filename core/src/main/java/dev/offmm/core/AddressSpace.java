@@ -164,10 +164,7 @@ public final class AddressSpace implements AutoCloseable {
         return context().getLong(va);
     }
 
-    /**
-     * Writes the long at {@code va} (little-endian; any alignment). A store that crosses into a
-     * page it cannot write writes nothing.
-     */
+    /** Writes the long at {@code va} (little-endian, any alignment); a store crossing into an unwritable page writes nothing. */
     public void putLong(long va, long value) {
         context().putLong(va, value);
     }
@@ -187,10 +184,7 @@ public final class AddressSpace implements AutoCloseable {
         return context().pin(va, write);
     }
 
-    /**
-     * Attaches the calling thread: a per-thread {@link Mmu} with its own TLB. Close it (on the
-     * same thread) when done.
-     */
+    /** Attaches the calling thread: a per-thread {@link Mmu} with its own TLB; close it on the same thread when done. */
     public Mmu attach() {
         ensureOpen();
         if (attached.get() != null) {
@@ -218,20 +212,26 @@ public final class AddressSpace implements AutoCloseable {
     }
 
     /**
-     * {@code fork()}: a new address space on the same memory with the same VMAs and contents, every
-     * private page copy-on-write in both; afterwards a write, munmap, mprotect, madvise or close
-     * in one never changes what the other reads. With {@link VmConfig#sharePageTables()} and split
-     * PTE locks, the PTE table of each 2 MiB wholly inside one VMA is shared, not copied, until
-     * either space changes it. A page pinned at the fork is copied for the child at once, so the
-     * pin keeps seeing the parent's writes. THPs are split, hugetlb pages copied. The child has no
-     * contexts and is closed on its own, in either order. Holds mmap_lock for write meanwhile.
+     * {@code fork()}: a new space on the same memory with the same VMAs and contents, every page
+     * copy-on-write in both; afterwards a write, munmap, mprotect, madvise or close in one never
+     * changes what the other reads. With {@link VmConfig#sharePageTables()} and split PTE locks the
+     * PTE table of each 2 MiB wholly inside one VMA is shared until either space changes it. A
+     * page pinned at the fork is copied for the child, so the pin keeps seeing the parent's writes.
+     * THPs are split, hugetlb pages copied. Holds mmap_lock for write; either may close first.
      *
      * @throws VmException ENOMEM if the child found no frame for a table or a copied page (nothing is left of it)
      * @throws IllegalStateException if this space or its memory is closed
      */
     public AddressSpace fork() {
         enterCall();
-        return services.memory().open(() -> new AddressSpace(Fork.fork(services)));
+        MmServices child = Fork.fork(services);
+        try {
+            // Registered after the fork, so the memory's other users never wait for one to run.
+            return services.memory().open(() -> new AddressSpace(child));
+        } catch (RuntimeException | Error e) {
+            Fork.discard(child);
+            throw e;
+        }
     }
 
     /**

@@ -1,6 +1,8 @@
 package dev.offmm.core;
 
 import dev.offmm.offheap.PhysicalMemory;
+import dev.offmm.offheap.inject.FailPoints;
+import dev.offmm.offheap.inject.FailSite;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -312,6 +314,50 @@ class ForkTest {
                     "nothing of the child is left: " + memory.usedFrameCount() + " > " + used);
             assertNotEquals(0, last);
             assertEquals(PAGE, parent.getLong(a + PAGE));
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("modes")
+    void shouldKeepOrDropASharedTableWithoutMemoryAndFailACopyBeforeDroppingAnything(VmConfig config) {
+        try (AddressSpace parent = open(config)) {
+            long b = parent.mmap(0, 4 * MB, RW, MapFlags.NONE);
+            for (long p = 0; p < 4 * MB; p += PAGE) {
+                parent.putLong(b + p, 21 + p);
+            }
+            FailPoints fp = memory.zone().failPoints();
+            try (AddressSpace child = parent.fork()) {
+                fp.failAlways(FailSite.PAGE_TABLE);
+                try {
+                    if (shares(config)) {
+                        // Both tables are shared: the range drops the first and cuts the second,
+                        // whose copy finds no frame, so the munmap fails and nothing is dropped.
+                        VmException e = assertThrows(VmException.class, () -> child.munmap(b, 3 * MB));
+                        assertEquals(VmException.Code.ENOMEM, e.code());
+                        VmException d = assertThrows(VmException.class,
+                                () -> child.madvise(b + HUGE, PAGE, Advice.DONTNEED));
+                        assertEquals(VmException.Code.ENOMEM, d.code(), "DONTNEED reports its own error");
+                        for (long p = 0; p < 4 * MB; p += PAGE) {
+                            assertEquals(21 + p, child.getLong(b + p), "child after the failed munmap at +" + p);
+                        }
+                    }
+                    child.munmap(b, HUGE);
+                } finally {
+                    fp.disarmAll();
+                }
+            }
+            fp.failAlways(FailSite.PAGE_TABLE);
+            try {
+                // Every sharer is gone: the parent keeps its tables as they are, no frame needed.
+                for (long p = 0; p < 4 * MB; p += PAGE) {
+                    parent.putLong(b + p, 5 + p);
+                }
+            } finally {
+                fp.disarmAll();
+            }
+            for (long p = 0; p < 4 * MB; p += PAGE) {
+                assertEquals(5 + p, parent.getLong(b + p));
+            }
         }
     }
 }

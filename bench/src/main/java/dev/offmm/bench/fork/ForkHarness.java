@@ -66,6 +66,7 @@ public final class ForkHarness {
         double[][] fork = new double[3][repeat];
         double[][] storm = new double[3][repeat];
         double[][] close = new double[2][repeat];
+        double[][] hot = new double[2][repeat];
         long[] shared = new long[repeat];
         try (PhysicalMemory memory = PhysicalMemory.builder().bytes(3 * bytes + 512 * MIB).build();
              AddressSpace sharing = space(memory, true, bytes);
@@ -86,6 +87,12 @@ public final class ForkHarness {
                     long t1 = System.nanoTime();
                     child.close();
                     close[s][r] = (System.nanoTime() - t1) / 1e3;
+                    // Hot: forked again right after a fork and close of the same tables, no pause.
+                    parent.fork().close();
+                    long t2 = System.nanoTime();
+                    AddressSpace again = parent.fork();
+                    hot[s][r] = (System.nanoTime() - t2) / 1e3;
+                    again.close();
                 }
                 if (kernel != null) {
                     settle();
@@ -106,9 +113,10 @@ public final class ForkHarness {
                 med(fork[2]));
         out.printf("| COW storm, faults/s | %s | %s | %s |%n", kernel == null ? "skipped" : med(storm[0]), med(storm[1]),
                 med(storm[2]));
+        out.printf("| fork, tables hot (right after a fork), us | | %s | %s |%n", med(hot[0]), med(hot[1]));
         out.printf("| close of the child, us | | %s | %s |%n", med(close[0]), med(close[1]));
-        out.printf("%nratios of medians: copied/shared fork %.1fx; shared fork / kernel %s; COW storm shared/kernel %s%n",
-                median(fork[2]) / median(fork[1]),
+        out.printf("%nratios of medians: copied/shared fork %.1fx (hot %.1fx); shared fork / kernel %s; COW storm"
+                        + " shared/kernel %s%n", median(fork[2]) / median(fork[1]), median(hot[1]) / median(hot[0]),
                 kernel == null ? "-" : String.format("%.3f", median(fork[1]) / median(fork[0])),
                 kernel == null ? "-" : String.format("%.2fx", median(storm[1]) / median(storm[0])));
     }

@@ -92,6 +92,13 @@ public final class Fork {
         }
     }
 
+    /** Tears down a child that could not be registered with its memory (closed meanwhile). */
+    public static void discard(MmServices child) {
+        if (!child.memory().isClosed()) {
+            child.closeForFailedFork();
+        }
+    }
+
     private void run() {
         Lock w = mm.vmas().mmapLock().writeLock();
         w.lock();

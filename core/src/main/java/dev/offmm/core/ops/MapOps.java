@@ -305,24 +305,23 @@ public final class MapOps {
      */
     private void dontneed(long addr, long end) {
         Lock r = vmas.mmapLock().readLock();
-        r.lock();
-        try {
-            mm.ensureOpen();
-            HugetlbRanges.checkCuts("madvise", covering("madvise", addr, end), addr, end);
-            while (shares.anyShared(addr, end)) {
-                // Unsharing needs mmap_lock for write; only a fork, which takes it too, shares
-                // tables again, so once none shows under the read lock the zap below finds none.
-                r.unlock();
-                unshareForDontneed(addr, end);
-                r.lock();
+        while (true) {
+            r.lock();
+            try {
                 mm.ensureOpen();
-                covering("madvise", addr, end);
+                HugetlbRanges.checkCuts("madvise", covering("madvise", addr, end), addr, end);
+                // Unsharing needs mmap_lock for write; only a fork, which takes it too, shares
+                // tables again, so once none shows under the read lock the zap finds none.
+                if (!shares.anyShared(addr, end)) {
+                    MmuGather tlb = zap.gather();
+                    zap.unmapRange(tlb, addr, end);
+                    tlb.finish();
+                    return;
+                }
+            } finally {
+                r.unlock();
             }
-            MmuGather tlb = zap.gather();
-            zap.unmapRange(tlb, addr, end);
-            tlb.finish();
-        } finally {
-            r.unlock();
+            unshareForDontneed(addr, end);
         }
     }
 

@@ -60,6 +60,11 @@ import java.util.concurrent.locks.Lock;
  * each space's {@code check_mm} balances whatever the order of unsharing and close.
  */
 public final class TableShare {
+    /** {@code tryUnshare}: kept or dropped; copied (the copy table is used); a copy table is needed first. */
+    private static final int DONE = 0;
+    private static final int COPIED = 1;
+    private static final int NEED_COPY = 2;
+
     private final Mm mm;
     private final Entries entries;
     private final PtlHelpers ptl;
@@ -137,9 +142,15 @@ public final class TableShare {
         VmCounters.Local counts = mm.counters().local();
         LongList dropped = new LongList(16);
         try {
-            for (long addr = nextShared(lo, hi); addr >= 0; addr = nextShared(addr + Entries.PMD_SIZE, hi)) {
-                boolean whole = drop && addr >= start && addr + Entries.PMD_SIZE <= end;
-                unshareOne(entries.lookupPmd(mm.pgd(), addr), whole, counts, dropped);
+            // Copies first, drops after: a copy can fail for want of a frame, and then no table
+            // may have been dropped yet (the range stays mapped; a dropped one would read zeros).
+            for (int pass = 0; pass < (drop ? 2 : 1); pass++) {
+                for (long a = nextShared(lo, hi); a >= 0; a = nextShared(a + Entries.PMD_SIZE, hi)) {
+                    boolean whole = drop && a >= start && a + Entries.PMD_SIZE <= end;
+                    if (whole == (pass == 1)) {
+                        unshareOne(entries.lookupPmd(mm.pgd(), a), whole, counts, dropped);
+                    }
+                }
             }
         } finally {
             letGo(dropped, counts);
@@ -177,18 +188,38 @@ public final class TableShare {
     /**
      * Unshares the shared table at {@code pmdE}: keeps it (the last user), copies it, or (with
      * {@code drop}) clears the PMD entry and adds the table to {@code dropped}, for
-     * {@link #letGo} to let go of after one shootdown and one wait for all of them.
+     * {@link #letGo} to let go of after one shootdown and one wait for all of them. A table to
+     * copy is allocated only once the count under the lock says a copy is needed, outside the
+     * lock, and the decision is then made again: keeping or dropping needs no memory.
      */
     private void unshareOne(long pmdE, boolean drop, VmCounters.Local counts, LongList dropped) {
+        long copy = FrameAllocator.NO_FRAME;
+        try {
+            while (true) {
+                int r = tryUnshare(pmdE, drop, copy, counts, dropped);
+                if (r != NEED_COPY) {
+                    if (r == COPIED) {
+                        copy = FrameAllocator.NO_FRAME;
+                    }
+                    return;
+                }
+                copy = tables.allocTable(Entries.PTE, counts);
+                if (copy == FrameAllocator.NO_FRAME) {
+                    throw new VmException(VmException.Code.ENOMEM, "no frame to unshare the page table at 0x"
+                            + Long.toHexString(pmdE));
+                }
+            }
+        } finally {
+            if (copy != FrameAllocator.NO_FRAME) {
+                tables.freeTable(copy, Entries.PTE);
+            }
+        }
+    }
+
+    /** One attempt of {@link #unshareOne} with {@code copy} (or none) at hand. */
+    private int tryUnshare(long pmdE, boolean drop, long copy, VmCounters.Local counts, LongList dropped) {
         long pmd = entries.getAcquire(pmdE);
         long table = Pte.pfn(pmd);
-        // Allocated and constructed before any lock; unused if this space turns out to keep or drop it.
-        long copy = drop ? FrameAllocator.NO_FRAME : tables.allocTable(Entries.PTE, counts);
-        if (!drop && copy == FrameAllocator.NO_FRAME) {
-            throw new VmException(VmException.Code.ENOMEM, "no frame to unshare the page table at 0x"
-                    + Long.toHexString(pmdE));
-        }
-        boolean used = false;
         boolean last = false;
         long pmdLock = ptl.pmdLock(Entries.tableOf(pmdE));
         long tableLock = ptl.pteLockptr(pmd);
@@ -207,7 +238,7 @@ public final class TableShare {
                 mm.flushTlb();
                 counts.increment(VmCounters.UNSHARE_KEPT);
                 counts.add(VmCounters.SHARED_TABLES, -1);
-                return;
+                return DONE;
             }
             if (drop) {
                 long pages = map.ptePagesPlain(table);
@@ -215,10 +246,12 @@ public final class TableShare {
                 dropped.add(table);
                 counts.add(VmCounters.RSS, -pages);
                 counts.add(VmCounters.FRAMES_HELD, -1 - pages);
-                return;
+                return DONE;
+            }
+            if (copy == FrameAllocator.NO_FRAME) {
+                return NEED_COPY;
             }
             copyInto(table, copy);
-            used = true;
             // Release: the copy's entries before the entry that names it.
             entries.setRelease(pmdE, Pte.mkTable(copy));
             long gen = mm.flushTlb();
@@ -236,14 +269,12 @@ public final class TableShare {
             if (pmdLocked) {
                 ptl.unlock(pmdLock);
             }
-            if (!used && copy != FrameAllocator.NO_FRAME) {
-                tables.freeTable(copy, Entries.PTE);
-            }
         }
         if (last) {
-            // A space that dropped the table meanwhile left it to this one: freed once its lock is free.
+            // A space that dropped the table meanwhile left it to this one.
             freeOrphan(table, counts);
         }
+        return COPIED;
     }
 
     /**
@@ -280,8 +311,15 @@ public final class TableShare {
         return map.addAndGetPtShareCount(table, -1) < 0;
     }
 
-    /** Frees a table no space maps any more, and the pages it maps, through a gather. */
+    /**
+     * Frees a table no space maps any more, and the pages it maps, through a gather. A copier
+     * takes the count down under the table's lock and holds it a little longer: taking the lock
+     * once here waits for it to let go, so the destructor never meets a held lock.
+     */
     private void freeOrphan(long table, VmCounters.Local counts) {
+        long lock = ptl.pteLockptr(Pte.mkTable(table));
+        ptl.lockPte(lock);
+        ptl.unlock(lock);
         map.clearPtShareCount(table);
         tables.adopt(table);
         if (splitPte) {
