@@ -274,7 +274,12 @@ public final class Fork {
         }
     }
 
-    /** {@code copy_pte_range} for {@code [addr, end)} inside the parent's table at {@code pmdE}. */
+    /**
+     * {@code copy_pte_range} for {@code [addr, end)} inside the parent's table at {@code pmdE}.
+     * The table may itself be shared still (a madvise split its VMA after the fork that shared
+     * it): copying from it raises page counts and clears W bits under its lock, which its other
+     * users cannot tell, their PMD entries being read-only.
+     */
     private void copyTable(Vma v, long addr, long end, long pmdE) {
         long cpmdE = childPmd(addr);
         if (child.pgtables().pteAlloc(cpmdE, counts) != PgtableAlloc.OK) {
