@@ -31,7 +31,8 @@ import java.util.concurrent.locks.LockSupport;
  * with the system's {@code cc} into {@code bench/target}), not through FFM {@code fork()} inside
  * the JVM: the child of a multi-threaded JVM may run no Java code, and the JVM's own gigabytes of
  * mappings would be copied too. Without a C compiler the kernel columns are skipped. Each
- * measurement starts after a GC and a 300 ms pause (untimed).
+ * measurement starts after a GC and a 300 ms pause (untimed); the "hot" fork is a second one
+ * right after a fork and close of the same tables, with nothing in between.
  */
 public final class ForkHarness {
     private static final long MIB = 1L << 20;
