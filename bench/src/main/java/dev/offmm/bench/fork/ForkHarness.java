@@ -45,15 +45,21 @@ public final class ForkHarness {
     public static void main(String[] args) throws Exception {
         int repeat = 7;
         long mib = 1024;
-        for (int i = 0; i < args.length; i++) {
-            switch (args[i]) {
-                case "--repeat" -> repeat = Integer.parseInt(args[++i]);
-                case "--mib" -> mib = Long.parseLong(args[++i]);
-                default -> {
-                    System.err.println("usage: offmm fork [--repeat N] [--mib M]");
-                    System.exit(2);
+        try {
+            for (int i = 0; i < args.length; i++) {
+                if (i + 1 >= args.length) {
+                    throw new IllegalArgumentException("option " + args[i] + " needs a value");
+                }
+                switch (args[i]) {
+                    case "--repeat" -> repeat = Integer.parseInt(args[++i]);
+                    case "--mib" -> mib = Long.parseLong(args[++i]);
+                    default -> throw new IllegalArgumentException("unknown option " + args[i]);
                 }
             }
+        } catch (IllegalArgumentException e) {
+            System.err.println("offmm fork: " + (e instanceof NumberFormatException ? "not a number: " : "")
+                    + e.getMessage() + "\nusage: offmm fork [--repeat N] [--mib M]");
+            System.exit(2);
         }
         if (repeat < 1 || mib < 2 || mib > 8192) {
             System.err.println("offmm fork: expected --repeat >= 1 and 2 <= --mib <= 8192");
