@@ -229,7 +229,7 @@ public final class AddressSpace implements AutoCloseable {
             // Registered after the fork, so the memory's other users never wait for one to run.
             return services.memory().open(() -> new AddressSpace(child));
         } catch (RuntimeException | Error e) {
-            Fork.discard(child);
+            Fork.discard(child, e);
             throw e;
         }
     }

@@ -87,15 +87,23 @@ public final class Fork {
             return child;
         } catch (RuntimeException | Error e) {
             f.counts.fold();
-            child.closeForFailedFork();
+            discard(child, e);
             throw e;
         }
     }
 
-    /** Tears down a child that could not be registered with its memory (closed meanwhile). */
-    public static void discard(MmServices child) {
-        if (!child.memory().isClosed()) {
-            child.closeForFailedFork();
+    /**
+     * Tears down a child whose fork failed ({@code cause}), or that could not be registered with
+     * its memory because the memory is closing: a teardown that meets the memory's release fails
+     * and is added to {@code cause} as suppressed (the child's frames go with the memory then).
+     */
+    public static void discard(MmServices child, Throwable cause) {
+        try {
+            if (!child.memory().isClosed()) {
+                child.closeForFailedFork();
+            }
+        } catch (RuntimeException e) {
+            cause.addSuppressed(e);
         }
     }
 

@@ -330,6 +330,7 @@ public final class MapOps {
         w.lock();
         try {
             mm.ensureOpen();
+            HugetlbRanges.checkCuts("madvise", covering("madvise", addr, end), addr, end);
             shares.unshareRange(addr, end, true);
         } finally {
             w.unlock();

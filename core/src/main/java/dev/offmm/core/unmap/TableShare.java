@@ -193,31 +193,26 @@ public final class TableShare {
      * lock, and the decision is then made again: keeping or dropping needs no memory.
      */
     private void unshareOne(long pmdE, boolean drop, VmCounters.Local counts, LongList dropped) {
-        long copy = FrameAllocator.NO_FRAME;
+        // The copy table, until tryUnshare installs it: from then on it is this space's table.
+        long[] copy = {FrameAllocator.NO_FRAME};
         try {
-            while (true) {
-                int r = tryUnshare(pmdE, drop, copy, counts, dropped);
-                if (r != NEED_COPY) {
-                    if (r == COPIED) {
-                        copy = FrameAllocator.NO_FRAME;
-                    }
-                    return;
-                }
-                copy = tables.allocTable(Entries.PTE, counts);
-                if (copy == FrameAllocator.NO_FRAME) {
+            while (tryUnshare(pmdE, drop, copy, counts, dropped) == NEED_COPY) {
+                copy[0] = tables.allocTable(Entries.PTE, counts);
+                if (copy[0] == FrameAllocator.NO_FRAME) {
                     throw new VmException(VmException.Code.ENOMEM, "no frame to unshare the page table at 0x"
                             + Long.toHexString(pmdE));
                 }
             }
         } finally {
-            if (copy != FrameAllocator.NO_FRAME) {
-                tables.freeTable(copy, Entries.PTE);
+            if (copy[0] != FrameAllocator.NO_FRAME) {
+                tables.freeTable(copy[0], Entries.PTE);
             }
         }
     }
 
-    /** One attempt of {@link #unshareOne} with {@code copy} (or none) at hand. */
-    private int tryUnshare(long pmdE, boolean drop, long copy, VmCounters.Local counts, LongList dropped) {
+    /** One attempt of {@link #unshareOne} with {@code copyHolder[0]} (or none) at hand; clears it once it is installed. */
+    private int tryUnshare(long pmdE, boolean drop, long[] copyHolder, VmCounters.Local counts, LongList dropped) {
+        long copy = copyHolder[0];
         long pmd = entries.getAcquire(pmdE);
         long table = Pte.pfn(pmd);
         boolean last = false;
@@ -252,8 +247,10 @@ public final class TableShare {
                 return NEED_COPY;
             }
             copyInto(table, copy);
-            // Release: the copy's entries before the entry that names it.
+            // Release: the copy's entries before the entry that names it. The copy is mapped now:
+            // whatever throws from here on, the caller must not free it.
             entries.setRelease(pmdE, Pte.mkTable(copy));
+            copyHolder[0] = FrameAllocator.NO_FRAME;
             long gen = mm.flushTlb();
             ptl.unlock(pmdLock);
             pmdLocked = false;
