@@ -243,7 +243,7 @@ final class Collapse {
         for (int i = 0; i < HugeFrames.NR; i++) {
             long e = entries.getPlain(Entries.entry(table, i));
             // A reference beyond the mappings (COW sharing after a fork counts one of each) is a pin.
-            if (Pte.ownsFrame(e) && map.refcountVolatile(Pte.pfn(e)) != map.mapcountVolatile(Pte.pfn(e))) {
+            if (Pte.ownsFrame(e) && map.maybePinned(Pte.pfn(e))) {
                 return i;
             }
         }

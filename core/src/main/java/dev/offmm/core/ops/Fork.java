@@ -10,7 +10,6 @@ import dev.offmm.core.pgtable.Pte;
 import dev.offmm.core.vma.Vma;
 import dev.offmm.offheap.frame.FrameAllocator;
 import dev.offmm.offheap.frame.HugeFrames;
-import dev.offmm.offheap.host.Backoff;
 import dev.offmm.offheap.page.MemMap;
 
 import java.lang.foreign.MemorySegment;
@@ -137,7 +136,7 @@ public final class Fork {
                     // And is complete: a parent access that began before the bump may still be
                     // about to store through a writable translation into a page the child maps.
                     // Waiting for it is what the kernel's synchronous IPI does.
-                    awaitGeneration(mm.flushTlb());
+                    parent.shares().awaitGeneration(mm.flushTlb());
                 }
                 mm.endFork();
                 List<Vma> fresh = new ArrayList<>(vmas.length);
@@ -159,13 +158,6 @@ public final class Fork {
      */
     public static void omitShootdownForTesting(boolean on) {
         omitShootdown = on;
-    }
-
-    private void awaitGeneration(long gen) {
-        int attempt = 0;
-        while (parent.reclaimer().minActive() < gen) {
-            attempt = Backoff.idle(attempt);
-        }
     }
 
     /**
@@ -263,7 +255,7 @@ public final class Fork {
                 int n = (int) map.ptePagesPlain(table);
                 for (int i = 0; checkPins && i < Entries.PTRS_PER_TABLE; i++) {
                     long e = entries.getPlain(Entries.entry(table, i));
-                    if (Pte.ownsFrame(e) && map.refcountVolatile(Pte.pfn(e)) != map.mapcountVolatile(Pte.pfn(e))) {
+                    if (Pte.ownsFrame(e) && map.maybePinned(Pte.pfn(e))) {
                         return 0;
                     }
                 }
@@ -309,7 +301,7 @@ public final class Fork {
                 long ce = e;
                 if (Pte.ownsFrame(e)) {
                     long pfn = Pte.pfn(e);
-                    if (checkPins && map.refcountVolatile(pfn) != map.mapcountVolatile(pfn)) {
+                    if (checkPins && map.maybePinned(pfn)) {
                         if (pinned == null) {
                             pinned = new long[Entries.PTRS_PER_TABLE * 2];
                         }

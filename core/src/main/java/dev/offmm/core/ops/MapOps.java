@@ -206,8 +206,7 @@ public final class MapOps {
         }
         HugetlbRanges.checkCuts("munmap", old, start, end);
         // Tables shared after a fork: let go of those the range covers, copy those it cuts.
-        if (shares.anyShared(start, end)) {
-            shares.unshareRange(start, end, true);
+        if (shares.unshareRange(start, end, true)) {
             old = vmas.overlapping(start, end);
         }
         for (Vma v : old) {
@@ -256,8 +255,7 @@ public final class MapOps {
             mm.ensureOpen();
             List<Vma> old = covering("mprotect", addr, end);
             HugetlbRanges.checkCuts("mprotect", old, addr, end);
-            if (shares.anyShared(addr, end)) {
-                shares.unshareRange(addr, end, false);
+            if (shares.unshareRange(addr, end, false)) {
                 old = covering("mprotect", addr, end);
             }
             for (Vma v : old) {

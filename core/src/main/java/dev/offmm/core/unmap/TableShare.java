@@ -124,12 +124,13 @@ public final class TableShare {
      * class comment says; with {@code drop}, a table wholly inside {@code [start, end)} that
      * others still share is let go of instead of copied. Caller holds mmap_lock for write.
      *
+     * @return whether there was a shared table (and the hull's VMAs are new objects now)
      * @throws VmException ENOMEM if a copy found no frame (the tables done so far stay done,
      *                     which no one can tell from before)
      */
-    public void unshareRange(long start, long end, boolean drop) {
+    public boolean unshareRange(long start, long end, boolean drop) {
         if (!anyShared(start, end)) {
-            return;
+            return false;
         }
         long lo = start & ~Entries.PMD_MASK;
         long hi = Math.min((end + Entries.PMD_MASK) & ~Entries.PMD_MASK, Entries.USER_END);
@@ -163,6 +164,7 @@ public final class TableShare {
                 mm.vmas().replace(hull.getFirst().start, hull.getLast().end, fresh);
             }
         }
+        return true;
     }
 
     /**
@@ -379,8 +381,11 @@ public final class TableShare {
         }
     }
 
-    /** Waits for this space's accesses that began before generation {@code gen}; they take no lock. */
-    private void awaitGeneration(long gen) {
+    /**
+     * Waits for this space's accesses that began before generation {@code gen}; they take no
+     * lock, so a caller may hold page-table locks here. Fork waits here for its shootdown too.
+     */
+    public void awaitGeneration(long gen) {
         int attempt = 0;
         while (reclaimer.minActive() < gen) {
             attempt = Backoff.idle(attempt);

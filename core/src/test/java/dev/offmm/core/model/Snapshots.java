@@ -217,7 +217,6 @@ final class Snapshots {
     @Override
     public String toString() {
         return "forks=" + forks + " failed=" + failedForks + " closed=" + closed + " live=" + live.size()
-                + (live.isEmpty() ? "" : " of depth " + live.stream().mapToInt(Snapshot::depth).max().orElse(0))
-                + " (" + AddressSpace.class.getSimpleName() + ")";
+                + (live.isEmpty() ? "" : " of depth " + live.stream().mapToInt(Snapshot::depth).max().orElse(0));
     }
 }

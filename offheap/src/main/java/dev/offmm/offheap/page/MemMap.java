@@ -292,6 +292,14 @@ public final class MemMap {
         INT.setRelease(records, at(pfn, MAPCOUNT), 0);
     }
 
+    /**
+     * {@code page_maybe_dma_pinned}: page {@code pfn} has a reference beyond its mappings (each
+     * mapping holds one of each, so one more reference is a pin). Volatile loads.
+     */
+    public boolean maybePinned(long pfn) {
+        return refcountVolatile(pfn) != mapcountVolatile(pfn);
+    }
+
     // ---- tag: a free word for tests and tools, volatile.
 
     /** Volatile load of the tag. */
