@@ -65,8 +65,8 @@ public final class AddressSpace implements AutoCloseable {
     }
 
     /**
-     * Creates an empty address space on {@code memory}. It stays registered with the memory until
-     * it is closed: {@link PhysicalMemory#close()} closes it first.
+     * {@return a new, empty address space on {@code memory}}. It stays registered with the memory
+     * until it is closed: {@link PhysicalMemory#close()} closes it first.
      *
      * @throws VmException ENOMEM if the PGD or its lock cannot be allocated
      * @throws IllegalStateException if {@code memory} is closed
@@ -149,7 +149,7 @@ public final class AddressSpace implements AutoCloseable {
 
     // ---- casual accesses: the Mmu path, through this thread's context
 
-    /** Reads the byte at {@code va}, faulting it in if needed. */
+    /** {@return the byte at {@code va}}, faulting it in if needed */
     public byte getByte(long va) {
         return context().getByte(va);
     }
@@ -159,7 +159,7 @@ public final class AddressSpace implements AutoCloseable {
         context().putByte(va, value);
     }
 
-    /** Reads the long at {@code va} (little-endian; any alignment, page crossings included). */
+    /** {@return the long at {@code va}} (little-endian; any alignment, page crossings included) */
     public long getLong(long va) {
         return context().getLong(va);
     }
@@ -179,12 +179,12 @@ public final class AddressSpace implements AutoCloseable {
         context().write(va, src, off, len);
     }
 
-    /** Pins the page at {@code va}; see {@link Mmu#pin}. */
+    /** {@return a pin of the page at {@code va}}; see {@link Mmu#pin} */
     public PinnedPage pin(long va, boolean write) {
         return context().pin(va, write);
     }
 
-    /** Attaches the calling thread: a per-thread {@link Mmu} with its own TLB; close it on the same thread when done. */
+    /** {@return the calling thread's new {@link Mmu}} with its own TLB; close it on the same thread when done */
     public Mmu attach() {
         ensureOpen();
         if (attached.get() != null) {
@@ -212,8 +212,8 @@ public final class AddressSpace implements AutoCloseable {
     }
 
     /**
-     * {@code fork()}: a new space on the same memory with the same VMAs and contents, every page
-     * copy-on-write in both; afterwards a write, munmap, mprotect, madvise or close in one never
+     * {@return a new space on the same memory with the same VMAs and contents} ({@code fork()}), every
+     * page copy-on-write in both; afterwards a write, munmap, mprotect, madvise or close in one never
      * changes what the other reads. With {@link VmConfig#sharePageTables()} and split PTE locks the
      * PTE table of each 2 MiB wholly inside one VMA is shared until either space changes it. A
      * page pinned at the fork is copied for the child, so the pin keeps seeing the parent's writes.
@@ -257,8 +257,8 @@ public final class AddressSpace implements AutoCloseable {
     }
 
     /**
-     * Walks the page tables of {@code [start, end)} under mmap_lock held for read, calling
-     * {@code ops} per entry; returns 0 or the first non-zero callback result.
+     * {@return 0, or the first non-zero result of a callback} of a walk of the page tables of
+     * {@code [start, end)} under mmap_lock held for read, which calls {@code walkOps} per entry
      */
     public int walkPageRange(long start, long end, MmWalkOps walkOps) {
         if (walkOps == null) {
@@ -272,12 +272,12 @@ public final class AddressSpace implements AutoCloseable {
                 start & -PAGE_SIZE, end, walkOps, null));
     }
 
-    /** A readable dump of every mapped range: address range, size, attributes, level. */
+    /** {@return a readable dump of every mapped range}: address range, size, attributes, level */
     public String ptdump() {
         return withMmapReadLock(() -> PtDump.dump(services.entries(), services.ptl(), mm.pgd(), 0, USER_END));
     }
 
-    /** The current mappings, one line each, like {@code /proc/self/maps}. */
+    /** {@return the current mappings}, one line each, like {@code /proc/self/maps} */
     public List<String> mappings() {
         return withMmapReadLock(() -> {
             List<String> out = new ArrayList<>();
@@ -300,27 +300,27 @@ public final class AddressSpace implements AutoCloseable {
         }
     }
 
-    /** A snapshot of the counters (racy while threads run; still readable after {@link #close()}). */
+    /** {@return a snapshot of the counters} (racy while threads run; still readable after {@link #close()}) */
     public VmStats stats() {
         return CheckMm.snapshot(mm, services.reclaimer().pendingFrames());
     }
 
-    /** The configuration. */
+    /** {@return the configuration} */
     public VmConfig config() {
         return mm.config();
     }
 
-    /** The lock mode in force ({@link LockMode#AUTO} resolved). */
+    /** {@return the lock mode in force} ({@link LockMode#AUTO} resolved) */
     public LockMode lockMode() {
         return mm.config().effectiveLockMode();
     }
 
-    /** The physical memory. */
+    /** {@return the physical memory} */
     public PhysicalMemory memory() {
         return services.memory();
     }
 
-    /** Whether closed. */
+    /** {@return whether closed} */
     public boolean isClosed() {
         return mm.isClosed();
     }

@@ -21,7 +21,12 @@ public final class Advice {
     private Advice() {
     }
 
-    /** The name of an advice value. */
+    /**
+     * The name of an advice value, for messages.
+     *
+     * @param advice an advice value, known or not
+     * @return its name ({@code "DONTNEED"}, ...), or {@code "advice N"} for an unknown value
+     */
     public static String name(int advice) {
         return switch (advice) {
             case DONTNEED -> "DONTNEED";

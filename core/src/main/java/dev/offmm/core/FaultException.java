@@ -14,11 +14,20 @@ public final class FaultException extends RuntimeException {
         OOM
     }
 
+    /** Why it failed. */
     private final Kind kind;
+    /** The first byte the access could not reach. */
     private final long address;
+    /** Bytes a bulk copy copied before the fault. */
     private final long bytesCopied;
 
-    /** A failed fault of {@code kind} at {@code address}. */
+    /**
+     * A failed fault of {@code kind} at {@code address}.
+     *
+     * @param kind why it failed
+     * @param address the faulting address
+     * @param write whether the access was a write
+     */
     public FaultException(Kind kind, long address, boolean write) {
         this(kind, address, write, 0);
     }
@@ -26,6 +35,11 @@ public final class FaultException extends RuntimeException {
     /**
      * A failed fault of {@code kind} at {@code address} that stopped a bulk copy after
      * {@code bytesCopied} bytes.
+     *
+     * @param kind why it failed
+     * @param address the faulting address: the first byte the copy could not reach
+     * @param write whether the access was a write
+     * @param bytesCopied the bytes copied before {@code address}
      */
     public FaultException(Kind kind, long address, boolean write, long bytesCopied) {
         super(kind + " on " + (write ? "write" : "read") + " at 0x" + Long.toHexString(address)
@@ -35,19 +49,19 @@ public final class FaultException extends RuntimeException {
         this.bytesCopied = bytesCopied;
     }
 
-    /** Why it failed. */
+    /** {@return why it failed} */
     public Kind kind() {
         return kind;
     }
 
-    /** The faulting address: the first byte the access could not reach. */
+    /** {@return the faulting address}: the first byte the access could not reach */
     public long address() {
         return address;
     }
 
     /**
-     * For a bulk copy ({@code read} / {@code write} of many bytes): how many bytes it copied
-     * before the fault, which is every byte before {@link #address()}. 0 for other accesses.
+     * {@return how many bytes a bulk copy copied before the fault}: for {@code read} / {@code write}
+     * of many bytes, every byte before {@link #address()}; 0 for other accesses
      */
     public long bytesCopied() {
         return bytesCopied;

@@ -78,7 +78,8 @@ public final class Mmu extends TlbContext implements AutoCloseable {
 
     // ---- single accesses
 
-    /** Reads the byte at {@code va}. */
+    /** {@return the byte at {@code va}}
+     * @param va a user virtual address */
     public byte getByte(long va) {
         long pa = translate(va, false);
         try {
@@ -88,7 +89,9 @@ public final class Mmu extends TlbContext implements AutoCloseable {
         }
     }
 
-    /** Writes the byte at {@code va}. */
+    /** Writes the byte at {@code va}.
+     * @param va a user virtual address
+     * @param value the byte */
     public void putByte(long va, byte value) {
         long pa = translate(va, true);
         try {
@@ -98,7 +101,8 @@ public final class Mmu extends TlbContext implements AutoCloseable {
         }
     }
 
-    /** Reads the int at {@code va} (little-endian, any alignment). */
+    /** {@return the int at {@code va}} (little-endian, any alignment)
+     * @param va a user virtual address */
     public int getInt(long va) {
         if ((va & PAGE_MASK) > PAGE_MASK - (Integer.BYTES - 1)) {
             return (int) bulk.crossPageGet(va, Integer.BYTES);
@@ -111,7 +115,9 @@ public final class Mmu extends TlbContext implements AutoCloseable {
         }
     }
 
-    /** Writes the int at {@code va} (little-endian, any alignment). */
+    /** Writes the int at {@code va} (little-endian, any alignment).
+     * @param va a user virtual address
+     * @param value the int */
     public void putInt(long va, int value) {
         if ((va & PAGE_MASK) > PAGE_MASK - (Integer.BYTES - 1)) {
             bulk.crossPagePut(va, value, Integer.BYTES);
@@ -125,7 +131,8 @@ public final class Mmu extends TlbContext implements AutoCloseable {
         }
     }
 
-    /** Reads the long at {@code va} (little-endian, any alignment). */
+    /** {@return the long at {@code va}} (little-endian, any alignment)
+     * @param va a user virtual address */
     public long getLong(long va) {
         if ((va & PAGE_MASK) > PAGE_MASK - (Long.BYTES - 1)) {
             return bulk.crossPageGet(va, Long.BYTES);
@@ -138,7 +145,9 @@ public final class Mmu extends TlbContext implements AutoCloseable {
         }
     }
 
-    /** Writes the long at {@code va} (little-endian, any alignment). */
+    /** Writes the long at {@code va} (little-endian, any alignment).
+     * @param va a user virtual address
+     * @param value the long */
     public void putLong(long va, long value) {
         if ((va & PAGE_MASK) > PAGE_MASK - (Long.BYTES - 1)) {
             bulk.crossPagePut(va, value, Long.BYTES);
@@ -152,7 +161,8 @@ public final class Mmu extends TlbContext implements AutoCloseable {
         }
     }
 
-    /** Load-acquire of the 8-aligned long at {@code va}; pairs with {@link #putLongRelease}. */
+    /** {@return the 8-aligned long at {@code va}, loaded with acquire}; pairs with {@link #putLongRelease}
+     * @param va a user virtual address, 8-byte aligned */
     public long getLongAcquire(long va) {
         long pa = translate(FrameBytes.aligned8(va), false);
         try {
@@ -162,7 +172,9 @@ public final class Mmu extends TlbContext implements AutoCloseable {
         }
     }
 
-    /** Store-release of the 8-aligned long at {@code va}; pairs with {@link #getLongAcquire}. */
+    /** Store-release of the 8-aligned long at {@code va}; pairs with {@link #getLongAcquire}.
+     * @param va a user virtual address, 8-byte aligned
+     * @param value the long */
     public void putLongRelease(long va, long value) {
         long pa = translate(FrameBytes.aligned8(va), true);
         try {
@@ -172,7 +184,11 @@ public final class Mmu extends TlbContext implements AutoCloseable {
         }
     }
 
-    /** Volatile compare-and-set of the 8-aligned long at {@code va}. */
+    /** Volatile compare-and-set of the 8-aligned long at {@code va}.
+     * @param va a user virtual address, 8-byte aligned
+     * @param expected the value it must hold
+     * @param value the value to store if it does
+     * @return whether it held {@code expected} and now holds {@code value} */
     public boolean compareAndSetLong(long va, long expected, long value) {
         long pa = translate(FrameBytes.aligned8(va), true);
         try {
@@ -182,7 +198,10 @@ public final class Mmu extends TlbContext implements AutoCloseable {
         }
     }
 
-    /** Volatile get-and-add of the 8-aligned long at {@code va}; returns the old value. */
+    /** Volatile get-and-add of the 8-aligned long at {@code va}.
+     * @param va a user virtual address, 8-byte aligned
+     * @param delta the amount to add
+     * @return the value before the add */
     public long getAndAddLong(long va, long delta) {
         long pa = translate(FrameBytes.aligned8(va), true);
         try {
@@ -198,6 +217,11 @@ public final class Mmu extends TlbContext implements AutoCloseable {
     /**
      * Copies {@code len} bytes at {@code va} into {@code dst[off ..]}, crossing pages as needed.
      *
+     * @param va the first user virtual address to read
+     * @param dst the destination
+     * @param off the first index of {@code dst} written
+     * @param len the number of bytes
+     * @throws IndexOutOfBoundsException if {@code [off, off + len)} is not within {@code dst}
      * @throws FaultException at the first page that cannot be read, after copying every byte before it
      */
     public void read(long va, byte[] dst, int off, int len) {
@@ -218,6 +242,11 @@ public final class Mmu extends TlbContext implements AutoCloseable {
     /**
      * Copies {@code src[off .. off+len)} to {@code va}, crossing pages as needed.
      *
+     * @param va the first user virtual address to write
+     * @param src the source
+     * @param off the first index of {@code src} read
+     * @param len the number of bytes
+     * @throws IndexOutOfBoundsException if {@code [off, off + len)} is not within {@code src}
      * @throws FaultException at the first page that cannot be written, after copying every byte before it
      */
     public void write(long va, byte[] src, int off, int len) {
@@ -234,7 +263,9 @@ public final class Mmu extends TlbContext implements AutoCloseable {
         bulk.copy(va, MemorySegment.ofArray(src), off, len, true);
     }
 
-    /** Copies {@code dst.byteSize()} bytes at {@code va} into {@code dst}; faults as the byte[] form does. */
+    /** Copies {@code dst.byteSize()} bytes at {@code va} into {@code dst}; faults as the byte[] form does.
+     * @param va the first user virtual address to read
+     * @param dst the destination, all of it written */
     public void read(long va, MemorySegment dst) {
         long len = dst.byteSize();
         if (len > 0 && len <= Entries.PAGE_SIZE - Entries.pageOffset(va)) {
@@ -249,7 +280,9 @@ public final class Mmu extends TlbContext implements AutoCloseable {
         bulk.copy(va, dst, 0, len, false);
     }
 
-    /** Copies all of {@code src} to {@code va}; faults as the byte[] form does. */
+    /** Copies all of {@code src} to {@code va}; faults as the byte[] form does.
+     * @param va the first user virtual address to write
+     * @param src the source, all of it read */
     public void write(long va, MemorySegment src) {
         long len = src.byteSize();
         if (len > 0 && len <= Entries.PAGE_SIZE - Entries.pageOffset(va)) {
@@ -280,6 +313,10 @@ public final class Mmu extends TlbContext implements AutoCloseable {
      * {@code write}) and returns its frame's bytes. The frame stays alive until the pinned page
      * is closed, even if the page is unmapped meanwhile; then it no longer belongs to the mapping.
      * A read pin of a page never written is the shared zero page, read-only.
+     *
+     * @param va a user virtual address in the page
+     * @param write whether to pin it for writing (breaking copy-on-write first)
+     * @return the pin; close it on this thread
      */
     public PinnedPage pin(long va, boolean write) {
         for (int attempt = 0;; attempt = Backoff.idle(attempt)) {
@@ -325,12 +362,12 @@ public final class Mmu extends TlbContext implements AutoCloseable {
         }
     }
 
-    /** TLB flushes so far (shootdowns seen, plus idles). */
+    /** {@return the TLB flushes so far} (shootdowns seen, plus idles) */
     public long tlbFlushes() {
         return flushes();
     }
 
-    /** TLB misses so far (walks). */
+    /** {@return the TLB misses so far} (walks) */
     public long tlbMisses() {
         return misses();
     }

@@ -96,6 +96,7 @@ public final class PinnedPage implements AutoCloseable {
     /**
      * The frame's bytes, valid until {@link #close()}.
      *
+     * @return the 4 KiB segment of the pinned frame
      * @throws IllegalStateException if the pin is closed
      */
     public MemorySegment segment() {
@@ -105,12 +106,12 @@ public final class PinnedPage implements AutoCloseable {
         return segment;
     }
 
-    /** The page-aligned virtual address pinned. */
+    /** {@return the page-aligned virtual address pinned} */
     public long address() {
         return va;
     }
 
-    /** The frame number (for diagnostics). */
+    /** {@return the frame number} (for diagnostics) */
     public long pfn() {
         return pfn;
     }

@@ -14,17 +14,32 @@ public final class Prot {
     private Prot() {
     }
 
-    /** Readable: {@code READ} or {@code WRITE}. */
+    /**
+     * Whether {@code prot} allows reads: {@code READ} or {@code WRITE}.
+     *
+     * @param prot {@link Prot} bits
+     * @return whether a read is allowed
+     */
     public static boolean readable(int prot) {
         return (prot & (READ | WRITE)) != 0;
     }
 
-    /** Writable. */
+    /**
+     * Whether {@code prot} allows writes.
+     *
+     * @param prot {@link Prot} bits
+     * @return whether {@code WRITE} is set
+     */
     public static boolean writable(int prot) {
         return (prot & WRITE) != 0;
     }
 
-    /** "rw", "r-", "--". */
+    /**
+     * The bits as {@code /proc/self/maps} shows them.
+     *
+     * @param prot {@link Prot} bits
+     * @return {@code "rw"}, {@code "r-"} or {@code "--"}
+     */
     public static String toString(int prot) {
         return (readable(prot) ? "r" : "-") + (writable(prot) ? "w" : "-");
     }

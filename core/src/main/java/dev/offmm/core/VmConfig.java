@@ -32,17 +32,17 @@ public record VmConfig(LockMode lockMode, boolean debugLocks, int nrCpus, int sp
         }
     }
 
-    /** The defaults: AUTO, inline locks, this machine's CPU count. */
+    /** {@return the defaults}: AUTO, inline locks, this machine's CPU count */
     public static VmConfig defaults() {
         return builder().build();
     }
 
-    /** A builder with the defaults. */
+    /** {@return a builder with the defaults} */
     public static Builder builder() {
         return new Builder();
     }
 
-    /** The lock mode after resolving {@link LockMode#AUTO}. */
+    /** {@return the lock mode after resolving {@link LockMode#AUTO}} */
     public LockMode effectiveLockMode() {
         if (lockMode != LockMode.AUTO) {
             return lockMode;
@@ -63,49 +63,89 @@ public record VmConfig(LockMode lockMode, boolean debugLocks, int nrCpus, int sp
         private Builder() {
         }
 
-        /** The lock mode. */
+        /**
+         * The lock mode; default {@link LockMode#AUTO}.
+         *
+         * @param value the lock mode
+         * @return this builder
+         */
         public Builder lockMode(LockMode value) {
             this.lockMode = value;
             return this;
         }
 
-        /** Allocated debug locks instead of inline lock words. */
+        /**
+         * Allocated debug locks (with statistics) instead of inline lock words; default off.
+         *
+         * @param value whether to allocate each split lock
+         * @return this builder
+         */
         public Builder debugLocks(boolean value) {
             this.debugLocks = value;
             return this;
         }
 
-        /** The CPU count {@link LockMode#AUTO} uses. */
+        /**
+         * The CPU count {@link LockMode#AUTO} uses; default this machine's.
+         *
+         * @param value the number of CPUs
+         * @return this builder
+         */
         public Builder nrCpus(int value) {
             this.nrCpus = value;
             return this;
         }
 
-        /** The split-lock threshold {@link LockMode#AUTO} uses. */
+        /**
+         * The split-lock threshold {@link LockMode#AUTO} uses; default 2.
+         *
+         * @param value the CPU count from which AUTO splits the locks
+         * @return this builder
+         */
         public Builder splitPtlockCpus(int value) {
             this.splitPtlockCpus = value;
             return this;
         }
 
-        /** The VMA limit. */
+        /**
+         * The VMA limit; default 65530, as {@code vm.max_map_count}.
+         *
+         * @param value the most VMAs an address space may have
+         * @return this builder
+         */
         public Builder maxMapCount(int value) {
             this.maxMapCount = value;
             return this;
         }
 
-        /** The transparent-huge-page policy. */
+        /**
+         * The transparent-huge-page policy; default {@link Thp#MADVISE}.
+         *
+         * @param value the policy
+         * @return this builder
+         */
         public Builder thp(Thp value) {
             this.thp = value;
             return this;
         }
 
-        /** Whether fork shares PTE tables (see {@link VmConfig#sharePageTables()}). */
+        /**
+         * Whether fork shares PTE tables (see {@link VmConfig#sharePageTables()}); default on.
+         *
+         * @param value whether to share
+         * @return this builder
+         */
         public Builder sharePageTables(boolean value) {
             this.sharePageTables = value;
             return this;
         }
 
-        /** Builds and validates. */
+        /**
+         * Builds and validates.
+         *
+         * @return the configuration
+         * @throws IllegalArgumentException if a value is out of range, naming it
+         */
         public VmConfig build() {
             return new VmConfig(lockMode, debugLocks, nrCpus, splitPtlockCpus, maxMapCount, thp, sharePageTables);
         }

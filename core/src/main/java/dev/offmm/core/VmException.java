@@ -16,15 +16,21 @@ public final class VmException extends RuntimeException {
         EAGAIN
     }
 
+    /** The errno-like code. */
     private final Code code;
 
-    /** A failure with {@code code} and a message saying what was wrong. */
+    /**
+     * A failure with {@code code} and a message saying what was wrong.
+     *
+     * @param code the errno-like code
+     * @param message what was wrong, with the values involved
+     */
     public VmException(Code code, String message) {
         super(code + ": " + message);
         this.code = code;
     }
 
-    /** The errno-like code. */
+    /** {@return the errno-like code} */
     public Code code() {
         return code;
     }

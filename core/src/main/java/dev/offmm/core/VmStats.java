@@ -47,12 +47,17 @@ public record VmStats(long rssPages, long pteTableBytes, long pmdTableBytes, lon
                       long tablesFreed, long gracePeriods, long hugePages, long thpSplits, long thpCollapses,
                       long sharedTables, Map<String, Long> unshares, long forks, long forkPinnedCopies) {
 
-    /** Page-table bytes of the PTE and PMD levels (and PUD), the kernel's {@code mm_pgtables_bytes}. */
+    /** {@return the page-table bytes of the PTE and PMD levels (and PUD)}, the kernel's {@code mm_pgtables_bytes} */
     public long pageTableBytes() {
         return pteTableBytes + pmdTableBytes + pudTableBytes;
     }
 
-    /** Faults of one kind, 0 if none. */
+    /**
+     * Faults of one kind.
+     *
+     * @param kind a key of {@link #faults()}, e.g. {@code "cowCopy"}
+     * @return the count, 0 if none
+     */
     public long faults(String kind) {
         return faults.getOrDefault(kind, 0L);
     }

@@ -10,11 +10,21 @@ package dev.offmm.offheap;
 public final class HostMemoryException extends RuntimeException {
     private static final long serialVersionUID = 1L;
 
+    /** The capacity asked for, in bytes. */
     private final long capacity;
+    /** The host call that failed. */
     private final String call;
+    /** The host's {@code errno}. */
     private final int errno;
 
-    /** The refusal of {@code call} for {@code capacity} bytes with {@code errno}, caused by {@code cause}. */
+    /**
+     * The refusal of {@code call} for {@code capacity} bytes with {@code errno}, caused by {@code cause}.
+     *
+     * @param capacity the bytes asked for
+     * @param call the host call that failed: {@code "mmap"} or {@code "mlock"}
+     * @param errno the host's {@code errno}
+     * @param cause the failure of the host call
+     */
     public HostMemoryException(long capacity, String call, int errno, Throwable cause) {
         super("the host refused " + call + " of " + capacity + " bytes (" + (capacity >>> 20)
                 + " MiB) for physical memory: errno " + errno + (errno == 12 ? " (ENOMEM)" : ""), cause);
@@ -23,17 +33,17 @@ public final class HostMemoryException extends RuntimeException {
         this.errno = errno;
     }
 
-    /** The capacity asked for, in bytes. */
+    /** {@return the capacity asked for, in bytes} */
     public long capacity() {
         return capacity;
     }
 
-    /** The host call that failed: {@code "mmap"} or {@code "mlock"}. */
+    /** {@return the host call that failed: {@code "mmap"} or {@code "mlock"}} */
     public String call() {
         return call;
     }
 
-    /** The host's {@code errno}. */
+    /** {@return the host's {@code errno}} */
     public int errno() {
         return errno;
     }

@@ -13,7 +13,12 @@ public enum LockClass {
 
     private static final LockClass[] VALUES = values();
 
-    /** The class with this ordinal. */
+    /**
+     * The class with this ordinal, without the copy {@link #values()} makes.
+     *
+     * @param ordinal an ordinal, {@code 0 <= ordinal < values().length}
+     * @return the class with that ordinal
+     */
     public static LockClass of(int ordinal) {
         return VALUES[ordinal];
     }

@@ -101,13 +101,16 @@ public final class PhysicalMemory implements AutoCloseable {
      * Creates physical memory of {@code bytes}, a positive multiple of 2 MiB, with the defaults
      * of {@link #builder()}: reserved, committed as used, free memory reported after 2 s.
      *
+     * @param bytes the capacity, a positive multiple of 2 MiB, at most {@link #MAX_BYTES}
+     * @return the new memory; close it when done
+     * @throws IllegalArgumentException if {@code bytes} is not a positive multiple of 2 MiB or too large
      * @throws HostMemoryException if the host refuses to reserve it
      */
     public static PhysicalMemory create(long bytes) {
         return builder().bytes(bytes).build();
     }
 
-    /** A builder with the defaults. */
+    /** {@return a builder with the defaults}, each of which its setters describe */
     public static Builder builder() {
         return new Builder();
     }
@@ -129,7 +132,12 @@ public final class PhysicalMemory implements AutoCloseable {
         private Builder() {
         }
 
-        /** Size of the frame region: a multiple of 2 MiB, at most {@link #MAX_BYTES}. */
+        /**
+         * Size of the frame region: a multiple of 2 MiB, at most {@link #MAX_BYTES}.
+         *
+         * @param value bytes
+         * @return this builder
+         */
         public Builder bytes(long value) {
             Checks.inRange("bytes", value, HUGE_PAGE_SIZE, MAX_BYTES);
             Checks.aligned("bytes", value, HUGE_PAGE_SIZE);
@@ -137,7 +145,12 @@ public final class PhysicalMemory implements AutoCloseable {
             return this;
         }
 
-        /** The same as {@link #bytes}: the capacity reserved, committed only as it is used. */
+        /**
+         * The same as {@link #bytes}: the capacity reserved, committed only as it is used.
+         *
+         * @param value bytes, a multiple of 2 MiB
+         * @return this builder
+         */
         public Builder capacity(long value) {
             return bytes(value);
         }
@@ -147,6 +160,9 @@ public final class PhysicalMemory implements AutoCloseable {
          * times it); {@link Duration#ZERO} gives them back as soon as the reporter sees them.
          * Default {@link #DEFAULT_REPORT_DELAY}, the kernel's page reporting delay; jemalloc's
          * comparable {@code dirty_decay_ms} is 10 s.
+         *
+         * @param delay at least {@link Duration#ZERO}, at most {@link #MAX_REPORT_DELAY}
+         * @return this builder, with reporting on
          */
         public Builder reportFreeAfter(Duration delay) {
             if (delay == null || delay.isNegative() || delay.compareTo(MAX_REPORT_DELAY) > 0) {
@@ -158,13 +174,23 @@ public final class PhysicalMemory implements AutoCloseable {
             return this;
         }
 
-        /** Turns free page reporting on (the default) or off: off, freed memory stays committed until close. */
+        /**
+         * Turns free page reporting on (the default) or off: off, freed memory stays committed until close.
+         *
+         * @param on whether free 2 MiB blocks go back to the host
+         * @return this builder
+         */
         public Builder reporting(boolean on) {
             this.reporting = on;
             return this;
         }
 
-        /** How reported memory goes back to the host; default {@link Discard#DONTNEED}. */
+        /**
+         * How reported memory goes back to the host; default {@link Discard#DONTNEED}.
+         *
+         * @param how the host call that gives a block back
+         * @return this builder
+         */
         public Builder discard(Discard how) {
             if (how == null) {
                 throw new IllegalArgumentException("discard=null (expected DONTNEED or FREE)");
@@ -177,6 +203,9 @@ public final class PhysicalMemory implements AutoCloseable {
          * Advises the host to back the frame region with its own 2 MiB pages ({@code MADV_HUGEPAGE}),
          * so the 4 KiB frames inside one share a host TLB entry. Reporting gives back whole 2 MiB
          * blocks, so the two agree. Off by default (see bench/RESULTS.md for what it measures).
+         *
+         * @param on whether to advise {@code MADV_HUGEPAGE}
+         * @return this builder
          */
         public Builder hostHugePages(boolean on) {
             this.hostHugePages = on;
@@ -187,6 +216,9 @@ public final class PhysicalMemory implements AutoCloseable {
          * Commits every page at create ({@code MAP_POPULATE}): the old guarantee that memory,
          * once created, is there. It costs the whole capacity in host memory and about 1-2.5 s
          * per GiB at create, and turns reporting off (it would undo the commit).
+         *
+         * @param on whether to commit the whole capacity at create
+         * @return this builder
          */
         public Builder commitUpFront(boolean on) {
             this.commitUpFront = on;
@@ -197,6 +229,9 @@ public final class PhysicalMemory implements AutoCloseable {
          * Commits everything at create and locks it in memory ({@code mlock}): never swapped, never
          * reclaimed by the host. Needs {@code RLIMIT_MEMLOCK} of at least the capacity, or create
          * fails with a {@link HostMemoryException}.
+         *
+         * @param on whether to commit and {@code mlock} the whole capacity at create
+         * @return this builder
          */
         public Builder lockInMemory(boolean on) {
             this.lockInMemory = on;
@@ -210,6 +245,10 @@ public final class PhysicalMemory implements AutoCloseable {
          * Per-thread frame cache: {@code batch} frames move to or from the buddy allocator at a
          * time, and a cache keeps at most {@code high} (the kernel's pcp batch and high). By
          * default both are sized from the memory (see {@link #build()}).
+         *
+         * @param batch frames moved at a time, 1 to 4096
+         * @param high frames a cache keeps at most, {@code batch} to 65536
+         * @return this builder
          */
         public Builder frameCache(int batch, int high) {
             Checks.inRange("batch", batch, 1, 1 << 12);
@@ -225,6 +264,9 @@ public final class PhysicalMemory implements AutoCloseable {
          * and moves an eighth of that at a time: large enough that frames freed by DONTNEED or
          * munmap come back to the same thread still in its CPU caches, and bounded by a constant
          * so that caches never hide much memory (an allocation drains them all before it fails).
+         *
+         * @return the new memory; close it when done
+         * @throws HostMemoryException if the host refuses to reserve, commit or lock it
          */
         public PhysicalMemory build() {
             int high = cacheHigh;
@@ -255,19 +297,19 @@ public final class PhysicalMemory implements AutoCloseable {
         }
     }
 
-    /** Size of the frame region in bytes. */
+    /** {@return the size of the frame region in bytes} */
     public long bytes() {
         return bytes;
     }
 
-    /** Number of 4 KiB frames. */
+    /** {@return the number of 4 KiB frames} */
     public long frameCount() {
         return zone.frameCount();
     }
 
     /**
-     * Frames an allocation can get now: free in the buddy lists, plus those parked in threads'
-     * frame caches, which an allocation drains before it reports exhaustion.
+     * {@return the frames an allocation can get now}: free in the buddy lists, plus those parked in
+     * threads' frame caches, which an allocation drains before it reports exhaustion.
      */
     public long freeFrameCount() {
         ensureOpen();
@@ -275,41 +317,41 @@ public final class PhysicalMemory implements AutoCloseable {
     }
 
     /**
-     * The part of {@link #freeFrameCount()} parked in threads' frame caches (at most
-     * {@value #DEFAULT_CACHE_HIGH} per thread by default).
+     * {@return the part of {@link #freeFrameCount()} parked in threads' frame caches} (at most
+     * {@value #DEFAULT_CACHE_HIGH} per thread by default)
      */
     public long cachedFrameCount() {
         ensureOpen();
         return zone.frames().cachedFrameCount();
     }
 
-    /** Frames in use: every frame except the free ones and the reserved zero page. */
+    /** {@return the frames in use}: every frame except the free ones and the reserved zero page */
     public long usedFrameCount() {
         return frameCount() - 1 - freeFrameCount();
     }
 
-    /** Address space reserved from the host: the frame region and the struct-page region. */
+    /** {@return the address space reserved from the host}: the frame region and the struct-page region */
     public long reservedBytes() {
         return bytes + (frameCount() << MemMap.RECORD_SHIFT);
     }
 
     /**
-     * Frames brought online so far (handed out at least once, or split off a block that was);
-     * the rest of the capacity has never been touched and costs the host nothing.
+     * {@return the frames brought online so far} (handed out at least once, or split off a block
+     * that was); the rest of the capacity has never been touched and costs the host nothing.
      */
     public long onlineFrameCount() {
         ensureOpen();
         return zone.frames().onlineFrameCount();
     }
 
-    /** Free frames that cost the host nothing: given back by reporting, or never touched. */
+    /** {@return the free frames that cost the host nothing}: given back by reporting, or never touched */
     public long reportedFrameCount() {
         ensureOpen();
         return zone.frames().reportedFrameCount();
     }
 
     /**
-     * Frame bytes the host holds for this memory, estimated: online and not reported (in use,
+     * {@return the frame bytes the host holds for this memory}, estimated: online and not reported (in use,
      * cached, or free but not yet reported). An upper bound: a frame handed out but never written
      * costs the host nothing either. With {@link Builder#commitUpFront}, the whole capacity.
      */
@@ -322,7 +364,7 @@ public final class PhysicalMemory implements AutoCloseable {
     }
 
     /**
-     * Struct-page bytes the host holds, estimated: the records of online frames, rounded up to
+     * {@return the struct-page bytes the host holds}, estimated: the records of online frames, rounded up to
      * host pages (struct pages are never given back, as in the kernel without memory hot-remove).
      */
     public long structPageBytes() {
@@ -331,13 +373,13 @@ public final class PhysicalMemory implements AutoCloseable {
         return ((n << MemMap.RECORD_SHIFT) + PAGE_SIZE - 1) & -PAGE_SIZE;
     }
 
-    /** 2 MiB blocks given back to the host by free page reporting so far. */
+    /** {@return the 2 MiB blocks given back to the host by free page reporting so far} */
     public long reportedBlocks() {
         ensureOpen();
         return zone.frames().reportedBlocks();
     }
 
-    /** Reporting host calls that failed; their blocks stayed unreported and in use by nobody. */
+    /** {@return the reporting host calls that failed}; their blocks stayed unreported and in use by nobody */
     public long failedReports() {
         ensureOpen();
         return zone.frames().failedReports();
@@ -347,13 +389,15 @@ public final class PhysicalMemory implements AutoCloseable {
      * The inside of this memory, for {@code dev.offmm.core}: frames, mem_map, region, locks. Its
      * package is exported to {@code dev.offmm.core} only, so on the module path no other code can
      * use what this returns.
+     *
+     * @return the zone
      */
     @SuppressWarnings("exports")
     public Zone zone() {
         return zone;
     }
 
-    /** Whether {@link #close()} has run. */
+    /** {@return whether {@link #close()} has run} */
     public boolean isClosed() {
         return closed;
     }
@@ -364,6 +408,9 @@ public final class PhysicalMemory implements AutoCloseable {
      * memory's monitor: a {@code close()} that starts meanwhile waits for it, and none that has
      * started lets it run. For {@code dev.offmm.core}'s {@code AddressSpace.create}.
      *
+     * @param <T> the user's type
+     * @param factory creates the user; runs under this memory's monitor
+     * @return the user, registered
      * @throws IllegalStateException if this memory is closed or closing
      */
     public <T extends AutoCloseable> T open(Supplier<T> factory) {
@@ -377,7 +424,11 @@ public final class PhysicalMemory implements AutoCloseable {
         }
     }
 
-    /** Unregisters a user created with {@link #open}; does nothing if it is not registered. */
+    /**
+     * Unregisters a user created with {@link #open}; does nothing if it is not registered.
+     *
+     * @param user the user {@link #open} returned
+     */
     public void unregister(AutoCloseable user) {
         synchronized (this) {
             users.remove(user);

@@ -36,6 +36,15 @@ public final class PageWalker {
     /**
      * Walks {@code [start, end)} of the tables below {@code pgdPfn}; returns 0 or the first
      * non-zero callback result. Caller holds mmap_lock.
+     *
+     * @param entries the address space's table layout
+     * @param ptl the address space's lock helpers
+     * @param pgdPfn the PGD's frame
+     * @param start the first address, 4 KiB aligned
+     * @param end the end of the range
+     * @param ops the callbacks
+     * @param priv the callbacks' private state ({@link MmWalk#priv})
+     * @return 0 or the first non-zero callback result
      */
     @SuppressWarnings("exports") // internal types: only AddressSpace can obtain them
     public static int walkPageRange(Entries entries, PtlHelpers ptl, long pgdPfn, long start, long end, MmWalkOps ops,

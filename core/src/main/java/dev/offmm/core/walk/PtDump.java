@@ -22,7 +22,16 @@ public final class PtDump implements MmWalkOps {
     private PtDump() {
     }
 
-    /** The dump of {@code [start, end)} of the tables below {@code pgdPfn}; caller holds mmap_lock. */
+    /**
+     * The dump of {@code [start, end)} of the tables below {@code pgdPfn}; caller holds mmap_lock.
+     *
+     * @param entries the address space's table layout
+     * @param ptl the address space's lock helpers
+     * @param pgdPfn the PGD's frame
+     * @param start the first address
+     * @param end the end of the range
+     * @return one line per mapped range
+     */
     @SuppressWarnings("exports") // internal types: only AddressSpace can obtain them
     public static String dump(Entries entries, PtlHelpers ptl, long pgdPfn, long start, long end) {
         PtDump d = new PtDump();
