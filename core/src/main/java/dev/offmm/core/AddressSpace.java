@@ -65,7 +65,7 @@ public final class AddressSpace implements AutoCloseable {
     }
 
     /**
-     * {@return a new, empty address space on {@code memory}}. It stays registered with the memory
+     * {@return a new, empty address space on {@code memory}} It stays registered with the memory
      * until it is closed: {@link PhysicalMemory#close()} closes it first.
      *
      * @throws VmException ENOMEM if the PGD or its lock cannot be allocated
@@ -149,7 +149,7 @@ public final class AddressSpace implements AutoCloseable {
 
     // ---- casual accesses: the Mmu path, through this thread's context
 
-    /** {@return the byte at {@code va}}, faulting it in if needed */
+    /** {@return the byte at {@code va}, faulting it in if needed} */
     public byte getByte(long va) {
         return context().getByte(va);
     }
@@ -159,7 +159,7 @@ public final class AddressSpace implements AutoCloseable {
         context().putByte(va, value);
     }
 
-    /** {@return the long at {@code va}} (little-endian; any alignment, page crossings included) */
+    /** {@return the long at {@code va} (little-endian; any alignment, page crossings included)} */
     public long getLong(long va) {
         return context().getLong(va);
     }
@@ -179,12 +179,12 @@ public final class AddressSpace implements AutoCloseable {
         context().write(va, src, off, len);
     }
 
-    /** {@return a pin of the page at {@code va}}; see {@link Mmu#pin} */
+    /** {@return a pin of the page at {@code va}; see {@link Mmu#pin}} */
     public PinnedPage pin(long va, boolean write) {
         return context().pin(va, write);
     }
 
-    /** {@return the calling thread's new {@link Mmu}} with its own TLB; close it on the same thread when done */
+    /** {@return the calling thread's new {@link Mmu} with its own TLB; close it on the same thread when done} */
     public Mmu attach() {
         ensureOpen();
         if (attached.get() != null) {
@@ -212,9 +212,9 @@ public final class AddressSpace implements AutoCloseable {
     }
 
     /**
-     * {@return a new space on the same memory with the same VMAs and contents} ({@code fork()}), every
+     * {@return a new space on the same memory with the same VMAs and contents ({@code fork()}), every
      * page copy-on-write in both; afterwards a write, munmap, mprotect, madvise or close in one never
-     * changes what the other reads. With {@link VmConfig#sharePageTables()} and split PTE locks the
+     * changes what the other reads} With {@link VmConfig#sharePageTables()} and split PTE locks the
      * PTE table of each 2 MiB wholly inside one VMA is shared until either space changes it. A
      * page pinned at the fork is copied for the child, so the pin keeps seeing the parent's writes.
      * THPs are split, hugetlb pages copied. Holds mmap_lock for write; either may close first.
@@ -257,8 +257,8 @@ public final class AddressSpace implements AutoCloseable {
     }
 
     /**
-     * {@return 0, or the first non-zero result of a callback} of a walk of the page tables of
-     * {@code [start, end)} under mmap_lock held for read, which calls {@code walkOps} per entry
+     * {@return 0, or the first non-zero result of a callback of a walk of the page tables of
+     * {@code [start, end)} under mmap_lock held for read, which calls {@code walkOps} per entry}
      */
     public int walkPageRange(long start, long end, MmWalkOps walkOps) {
         if (walkOps == null) {
@@ -272,12 +272,12 @@ public final class AddressSpace implements AutoCloseable {
                 start & -PAGE_SIZE, end, walkOps, null));
     }
 
-    /** {@return a readable dump of every mapped range}: address range, size, attributes, level */
+    /** {@return a readable dump of every mapped range: address range, size, attributes, level} */
     public String ptdump() {
         return withMmapReadLock(() -> PtDump.dump(services.entries(), services.ptl(), mm.pgd(), 0, USER_END));
     }
 
-    /** {@return the current mappings}, one line each, like {@code /proc/self/maps} */
+    /** {@return the current mappings, one line each, like {@code /proc/self/maps}} */
     public List<String> mappings() {
         return withMmapReadLock(() -> {
             List<String> out = new ArrayList<>();
@@ -300,7 +300,7 @@ public final class AddressSpace implements AutoCloseable {
         }
     }
 
-    /** {@return a snapshot of the counters} (racy while threads run; still readable after {@link #close()}) */
+    /** {@return a snapshot of the counters (racy while threads run; still readable after {@link #close()})} */
     public VmStats stats() {
         return CheckMm.snapshot(mm, services.reclaimer().pendingFrames());
     }
@@ -310,7 +310,7 @@ public final class AddressSpace implements AutoCloseable {
         return mm.config();
     }
 
-    /** {@return the lock mode in force} ({@link LockMode#AUTO} resolved) */
+    /** {@return the lock mode in force ({@link LockMode#AUTO} resolved)} */
     public LockMode lockMode() {
         return mm.config().effectiveLockMode();
     }

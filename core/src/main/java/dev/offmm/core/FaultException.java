@@ -54,14 +54,14 @@ public final class FaultException extends RuntimeException {
         return kind;
     }
 
-    /** {@return the faulting address}: the first byte the access could not reach */
+    /** {@return the faulting address: the first byte the access could not reach} */
     public long address() {
         return address;
     }
 
     /**
-     * {@return how many bytes a bulk copy copied before the fault}: for {@code read} / {@code write}
-     * of many bytes, every byte before {@link #address()}; 0 for other accesses
+     * {@return how many bytes a bulk copy copied before the fault: for {@code read} / {@code write}
+     * of many bytes, every byte before {@link #address()}; 0 for other accesses}
      */
     public long bytesCopied() {
         return bytesCopied;

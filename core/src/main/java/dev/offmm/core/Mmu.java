@@ -101,7 +101,7 @@ public final class Mmu extends TlbContext implements AutoCloseable {
         }
     }
 
-    /** {@return the int at {@code va}} (little-endian, any alignment)
+    /** {@return the int at {@code va} (little-endian, any alignment)}
      * @param va a user virtual address */
     public int getInt(long va) {
         if ((va & PAGE_MASK) > PAGE_MASK - (Integer.BYTES - 1)) {
@@ -131,7 +131,7 @@ public final class Mmu extends TlbContext implements AutoCloseable {
         }
     }
 
-    /** {@return the long at {@code va}} (little-endian, any alignment)
+    /** {@return the long at {@code va} (little-endian, any alignment)}
      * @param va a user virtual address */
     public long getLong(long va) {
         if ((va & PAGE_MASK) > PAGE_MASK - (Long.BYTES - 1)) {
@@ -161,7 +161,7 @@ public final class Mmu extends TlbContext implements AutoCloseable {
         }
     }
 
-    /** {@return the 8-aligned long at {@code va}, loaded with acquire}; pairs with {@link #putLongRelease}
+    /** {@return the 8-aligned long at {@code va}, loaded with acquire; pairs with {@link #putLongRelease}}
      * @param va a user virtual address, 8-byte aligned */
     public long getLongAcquire(long va) {
         long pa = translate(FrameBytes.aligned8(va), false);
@@ -362,12 +362,12 @@ public final class Mmu extends TlbContext implements AutoCloseable {
         }
     }
 
-    /** {@return the TLB flushes so far} (shootdowns seen, plus idles) */
+    /** {@return the TLB flushes so far (shootdowns seen, plus idles)} */
     public long tlbFlushes() {
         return flushes();
     }
 
-    /** {@return the TLB misses so far} (walks) */
+    /** {@return the TLB misses so far (walks)} */
     public long tlbMisses() {
         return misses();
     }

@@ -111,7 +111,7 @@ public final class PinnedPage implements AutoCloseable {
         return va;
     }
 
-    /** {@return the frame number} (for diagnostics) */
+    /** {@return the frame number (for diagnostics)} */
     public long pfn() {
         return pfn;
     }

@@ -32,7 +32,7 @@ public record VmConfig(LockMode lockMode, boolean debugLocks, int nrCpus, int sp
         }
     }
 
-    /** {@return the defaults}: AUTO, inline locks, this machine's CPU count */
+    /** {@return the defaults: AUTO, inline locks, this machine's CPU count} */
     public static VmConfig defaults() {
         return builder().build();
     }

@@ -47,7 +47,7 @@ public record VmStats(long rssPages, long pteTableBytes, long pmdTableBytes, lon
                       long tablesFreed, long gracePeriods, long hugePages, long thpSplits, long thpCollapses,
                       long sharedTables, Map<String, Long> unshares, long forks, long forkPinnedCopies) {
 
-    /** {@return the page-table bytes of the PTE and PMD levels (and PUD)}, the kernel's {@code mm_pgtables_bytes} */
+    /** {@return the page-table bytes of the PTE and PMD levels (and PUD), the kernel's {@code mm_pgtables_bytes}} */
     public long pageTableBytes() {
         return pteTableBytes + pmdTableBytes + pudTableBytes;
     }

@@ -110,7 +110,7 @@ public final class PhysicalMemory implements AutoCloseable {
         return builder().bytes(bytes).build();
     }
 
-    /** {@return a builder with the defaults}, each of which its setters describe */
+    /** {@return a builder with the defaults, each of which its setters describe} */
     public static Builder builder() {
         return new Builder();
     }
@@ -308,8 +308,8 @@ public final class PhysicalMemory implements AutoCloseable {
     }
 
     /**
-     * {@return the frames an allocation can get now}: free in the buddy lists, plus those parked in
-     * threads' frame caches, which an allocation drains before it reports exhaustion.
+     * {@return the frames an allocation can get now: free in the buddy lists, plus those parked in
+     * threads' frame caches, which an allocation drains before it reports exhaustion}
      */
     public long freeFrameCount() {
         ensureOpen();
@@ -317,42 +317,42 @@ public final class PhysicalMemory implements AutoCloseable {
     }
 
     /**
-     * {@return the part of {@link #freeFrameCount()} parked in threads' frame caches} (at most
-     * {@value #DEFAULT_CACHE_HIGH} per thread by default)
+     * {@return the part of {@link #freeFrameCount()} parked in threads' frame caches (at most
+     * {@value #DEFAULT_CACHE_HIGH} per thread by default)}
      */
     public long cachedFrameCount() {
         ensureOpen();
         return zone.frames().cachedFrameCount();
     }
 
-    /** {@return the frames in use}: every frame except the free ones and the reserved zero page */
+    /** {@return the frames in use: every frame except the free ones and the reserved zero page} */
     public long usedFrameCount() {
         return frameCount() - 1 - freeFrameCount();
     }
 
-    /** {@return the address space reserved from the host}: the frame region and the struct-page region */
+    /** {@return the address space reserved from the host: the frame region and the struct-page region} */
     public long reservedBytes() {
         return bytes + (frameCount() << MemMap.RECORD_SHIFT);
     }
 
     /**
-     * {@return the frames brought online so far} (handed out at least once, or split off a block
-     * that was); the rest of the capacity has never been touched and costs the host nothing.
+     * {@return the frames brought online so far (handed out at least once, or split off a block
+     * that was); the rest of the capacity has never been touched and costs the host nothing}
      */
     public long onlineFrameCount() {
         ensureOpen();
         return zone.frames().onlineFrameCount();
     }
 
-    /** {@return the free frames that cost the host nothing}: given back by reporting, or never touched */
+    /** {@return the free frames that cost the host nothing: given back by reporting, or never touched} */
     public long reportedFrameCount() {
         ensureOpen();
         return zone.frames().reportedFrameCount();
     }
 
     /**
-     * {@return the frame bytes the host holds for this memory}, estimated: online and not reported (in use,
-     * cached, or free but not yet reported). An upper bound: a frame handed out but never written
+     * {@return the frame bytes the host holds for this memory, estimated: online and not reported (in use,
+     * cached, or free but not yet reported)} An upper bound: a frame handed out but never written
      * costs the host nothing either. With {@link Builder#commitUpFront}, the whole capacity.
      */
     public long committedBytes() {
@@ -364,8 +364,8 @@ public final class PhysicalMemory implements AutoCloseable {
     }
 
     /**
-     * {@return the struct-page bytes the host holds}, estimated: the records of online frames, rounded up to
-     * host pages (struct pages are never given back, as in the kernel without memory hot-remove).
+     * {@return the struct-page bytes the host holds, estimated: the records of online frames, rounded up to
+     * host pages (struct pages are never given back, as in the kernel without memory hot-remove)}
      */
     public long structPageBytes() {
         ensureOpen();
@@ -379,7 +379,7 @@ public final class PhysicalMemory implements AutoCloseable {
         return zone.frames().reportedBlocks();
     }
 
-    /** {@return the reporting host calls that failed}; their blocks stayed unreported and in use by nobody */
+    /** {@return the reporting host calls that failed; their blocks stayed unreported and in use by nobody} */
     public long failedReports() {
         ensureOpen();
         return zone.frames().failedReports();
