@@ -116,7 +116,7 @@ public final class Main implements Callable<Integer> {
 
         /** The launcher's own commands (not the jar's), so that {@code ./offmm <TAB>} lists them too. */
         private static void launcherCommands(CommandLine model) {
-            model.addSubcommand("test", CommandSpec.create().mixinStandardHelpOptions(false));
+            model.addSubcommand("test", CommandSpec.create());
             model.addSubcommand("build", CommandSpec.create());
             model.addSubcommand("java", CommandSpec.create());
             model.addSubcommand("install", CommandSpec.create());

@@ -30,16 +30,16 @@ import java.util.concurrent.Callable;
 public final class ScaleHarness implements Callable<Integer> {
     private final boolean demo;
 
-    @Option(names = "--workloads", split = ",", paramLabel = "LIST", converter = WorkloadConverter.class,
+    @Option(names = "--workloads", split = ",", paramLabel = "W", converter = WorkloadConverter.class,
             completionCandidates = WorkloadNames.class,
             description = "pf1,pf4,disjoint,shared-table,thp,hugetlb (default ${DEFAULT-VALUE})")
     private List<Workload> workloads;
 
-    @Option(names = "--threads", split = ",", paramLabel = "LIST", converter = ThreadCount.class,
+    @Option(names = "--threads", split = ",", paramLabel = "N", converter = ThreadCount.class,
             description = "thread counts, each 1..256 (default ${DEFAULT-VALUE}; for scale: 1, cores, 4x cores)")
     private List<Integer> threads;
 
-    @Option(names = "--modes", split = ",", paramLabel = "LIST", converter = TargetConverter.class,
+    @Option(names = "--modes", split = ",", paramLabel = "MODE", converter = TargetConverter.class,
             completionCandidates = ModeNames.class,
             description = {"SINGLE,SPLIT_PTE,SPLIT_PTE_PMD, each optionally +debug and one of +noreport (free page"
                     + " reporting off), +hosthuge (MADV_HUGEPAGE), +cold (free memory reported at once: first touches),"
