@@ -1,5 +1,7 @@
 package dev.offmm.bench.fork;
 
+import dev.offmm.bench.cli.Ranges;
+import dev.offmm.bench.cli.Version;
 import dev.offmm.core.AddressSpace;
 import dev.offmm.core.LockMode;
 import dev.offmm.core.MapFlags;
@@ -8,6 +10,8 @@ import dev.offmm.core.Prot;
 import dev.offmm.core.VmConfig;
 import dev.offmm.core.VmStats;
 import dev.offmm.offheap.PhysicalMemory;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
 
 import java.io.BufferedReader;
 import java.io.IOException;
@@ -18,6 +22,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.concurrent.Callable;
 import java.util.concurrent.locks.LockSupport;
 
 /**
@@ -34,37 +39,46 @@ import java.util.concurrent.locks.LockSupport;
  * measurement starts after a GC and a 300 ms pause (untimed); the "hot" fork is a second one
  * right after a fork and close of the same tables, with nothing in between.
  */
-public final class ForkHarness {
+@Command(name = "fork", mixinStandardHelpOptions = true, versionProvider = Version.class, sortOptions = false,
+        description = "Fork with shared and with copied page tables beside the kernel's fork(), and the COW storm.")
+public final class ForkHarness implements Callable<Integer> {
     private static final long MIB = 1L << 20;
     private static final long PAGE = 4096;
 
-    private ForkHarness() {
+    @Option(names = "--repeat", paramLabel = "N", converter = Repeat.class,
+            description = "interleaved repetitions, 1..1000 (default ${DEFAULT-VALUE})")
+    private int repeat = 7;
+
+    @Option(names = "--mib", paramLabel = "M", converter = Mib.class,
+            description = "MiB of written pages in the parent, 2..8192 (default ${DEFAULT-VALUE})")
+    private long mib = 1024;
+
+    /** For picocli. */
+    public ForkHarness() {
     }
 
-    /** Runs the harness: {@code [--repeat N] [--mib M] [--threads T]}. */
-    public static void main(String[] args) throws Exception {
-        int repeat = 7;
-        long mib = 1024;
-        try {
-            for (int i = 0; i < args.length; i++) {
-                if (i + 1 >= args.length) {
-                    throw new IllegalArgumentException("option " + args[i] + " needs a value");
-                }
-                switch (args[i]) {
-                    case "--repeat" -> repeat = Integer.parseInt(args[++i]);
-                    case "--mib" -> mib = Long.parseLong(args[++i]);
-                    default -> throw new IllegalArgumentException("unknown option " + args[i]);
-                }
-            }
-        } catch (IllegalArgumentException e) {
-            System.err.println("offmm fork: " + (e instanceof NumberFormatException ? "not a number: " : "")
-                    + e.getMessage() + "\nusage: offmm fork [--repeat N] [--mib M]");
-            System.exit(2);
+    /** Repetitions. */
+    static final class Repeat extends Ranges.IntRange {
+        Repeat() {
+            super(1, 1000);
         }
-        if (repeat < 1 || mib < 2 || mib > 8192) {
-            System.err.println("offmm fork: expected --repeat >= 1 and 2 <= --mib <= 8192");
-            System.exit(2);
+    }
+
+    /** The parent's written MiB. */
+    static final class Mib extends Ranges.LongRange {
+        Mib() {
+            super(2, 8192);
         }
+    }
+
+    /** Runs the harness: {@code [--repeat N] [--mib M]}. */
+    @Override
+    public Integer call() throws Exception {
+        run();
+        return 0;
+    }
+
+    private void run() throws Exception {
         PrintStream out = System.out;
         out.printf("offmm fork: %d MiB written, %d interleaved repetitions, 1 thread; %d CPUs%n", mib, repeat,
                 Runtime.getRuntime().availableProcessors());

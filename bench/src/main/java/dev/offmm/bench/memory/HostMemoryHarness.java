@@ -1,5 +1,7 @@
 package dev.offmm.bench.memory;
 
+import dev.offmm.bench.cli.Ranges;
+import dev.offmm.bench.cli.Version;
 import dev.offmm.bench.stat.LiveCounters;
 import dev.offmm.core.AddressSpace;
 import dev.offmm.core.MapFlags;
@@ -7,10 +9,13 @@ import dev.offmm.core.Mmu;
 import dev.offmm.core.Prot;
 import dev.offmm.core.VmConfig;
 import dev.offmm.offheap.PhysicalMemory;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
 
 import java.io.PrintStream;
 import java.time.Duration;
 import java.util.Arrays;
+import java.util.concurrent.Callable;
 
 /**
  * {@code offmm memory}: what physical memory costs the host. Three measurements, each repeated:
@@ -19,37 +24,60 @@ import java.util.Arrays;
  * and how long until the process RSS is back within 32 MiB + 5 % of where it started), and a touch
  * after that (it must read zeros). RSS is the process's, from {@code /proc/self/statm}.
  */
-public final class HostMemoryHarness {
+@Command(name = "memory", mixinStandardHelpOptions = true, versionProvider = Version.class, sortOptions = false,
+        description = "What physical memory costs the host: create, give-back after munmap, re-touch.")
+public final class HostMemoryHarness implements Callable<Integer> {
     private static final long MIB = 1L << 20;
 
-    private HostMemoryHarness() {
+    @Option(names = "--repeat", paramLabel = "N", converter = Repeat.class,
+            description = "repetitions of each measurement, 1..1000 (default ${DEFAULT-VALUE})")
+    private int repeat = 5;
+
+    @Option(names = "--gib", paramLabel = "G", converter = Gib.class,
+            description = "GiB mapped, touched and unmapped per round, 1..16 (default ${DEFAULT-VALUE})")
+    private long touchGib = 1;
+
+    @Option(names = "--delay-ms", paramLabel = "D", converter = DelayMs.class,
+            description = "free page reporting delay, ms, 0..3600000 (default ${DEFAULT-VALUE})")
+    private long delayMs = PhysicalMemory.DEFAULT_REPORT_DELAY.toMillis();
+
+    @Option(names = "--discard", paramLabel = "HOW",
+            description = "how reported memory goes back to the host: ${COMPLETION-CANDIDATES} (default ${DEFAULT-VALUE})")
+    private PhysicalMemory.Discard discard = PhysicalMemory.Discard.DONTNEED;
+
+    /** For picocli. */
+    public HostMemoryHarness() {
     }
 
-    /** Runs the harness: {@code [--repeat N] [--gib G] [--delay-ms D]}. */
-    public static void main(String[] args) throws Exception {
-        int repeat = 5;
-        long touchGib = 1;
-        long delayMs = PhysicalMemory.DEFAULT_REPORT_DELAY.toMillis();
-        PhysicalMemory.Discard discard = PhysicalMemory.Discard.DONTNEED;
-        for (int i = 0; i < args.length; i++) {
-            switch (args[i]) {
-                case "--repeat" -> repeat = Integer.parseInt(args[++i]);
-                case "--gib" -> touchGib = Long.parseLong(args[++i]);
-                case "--delay-ms" -> delayMs = Long.parseLong(args[++i]);
-                case "--discard" -> discard = PhysicalMemory.Discard.valueOf(args[++i]);
-                default -> {
-                    System.err.println("usage: offmm memory [--repeat N] [--gib G] [--delay-ms D] [--discard DONTNEED|FREE]");
-                    System.exit(2);
-                }
-            }
-        }
-        if (repeat < 1 || touchGib < 1 || touchGib > 16 || delayMs < 0) {
-            throw new IllegalArgumentException("expected --repeat >= 1, 1 <= --gib <= 16, --delay-ms >= 0");
-        }
+    /** Runs the harness: {@code [--repeat N] [--gib G] [--delay-ms D] [--discard DONTNEED|FREE]}. */
+    @Override
+    public Integer call() throws Exception {
         PrintStream out = System.out;
         out.printf("offmm memory: %d repetitions; RSS from /proc/self/statm%n", repeat);
         create(out, repeat);
         giveBack(out, repeat, touchGib, delayMs, discard);
+        return 0;
+    }
+
+    /** Repetitions. */
+    static final class Repeat extends Ranges.IntRange {
+        Repeat() {
+            super(1, 1000);
+        }
+    }
+
+    /** GiB per round. */
+    static final class Gib extends Ranges.LongRange {
+        Gib() {
+            super(1, 16);
+        }
+    }
+
+    /** Reporting delay. */
+    static final class DelayMs extends Ranges.LongRange {
+        DelayMs() {
+            super(0, 3_600_000);
+        }
     }
 
     private static void create(PrintStream out, int repeat) {

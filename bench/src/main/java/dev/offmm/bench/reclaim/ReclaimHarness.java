@@ -1,5 +1,8 @@
 package dev.offmm.bench.reclaim;
 
+import dev.offmm.bench.cli.Cli;
+import dev.offmm.bench.cli.Ranges;
+import dev.offmm.bench.cli.Version;
 import dev.offmm.core.AddressSpace;
 import dev.offmm.core.Advice;
 import dev.offmm.core.FaultException;
@@ -8,10 +11,19 @@ import dev.offmm.core.Mmu;
 import dev.offmm.core.Prot;
 import dev.offmm.core.VmConfig;
 import dev.offmm.offheap.PhysicalMemory;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ParameterException;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
 
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Iterator;
 import java.util.List;
+import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 
 /**
@@ -29,39 +41,77 @@ import java.util.concurrent.CountDownLatch;
  * </ol>
  * Run with {@code ./offmm reclaim [parked|cached|close|dead ...] [--rounds N]}.
  */
-public final class ReclaimHarness {
+@Command(name = "reclaim", mixinStandardHelpOptions = true, versionProvider = Version.class, sortOptions = false,
+        description = "Does memory come back whatever the threads do: parked, cached, close, dead.")
+public final class ReclaimHarness implements Callable<Integer> {
     private static final long MIB = 1L << 20;
     private static final long PAGE = 4096;
     private static final int RW = Prot.READ | Prot.WRITE;
+    private static final List<String> SCENARIOS = List.of("parked", "cached", "close", "dead");
 
-    private ReclaimHarness() {
+    @Spec
+    private CommandSpec spec;
+
+    @Parameters(arity = "0..*", paramLabel = "SCENARIO", completionCandidates = Scenarios.class,
+            description = "parked, cached, close or dead, in the order given (default: all four)")
+    private List<String> which = new ArrayList<>();
+
+    @Option(names = "--rounds", paramLabel = "N", converter = Rounds.class,
+            description = "rounds of the parked scenario, 1..1000000 (default ${DEFAULT-VALUE})")
+    private int rounds = 1000;
+
+    /** For picocli. */
+    public ReclaimHarness() {
     }
 
-    /** Runs the named scenarios (all by default). */
-    public static void main(String[] args) throws Exception {
-        List<String> which = new ArrayList<>();
-        int rounds = 1000;
-        for (int i = 0; i < args.length; i++) {
-            if (args[i].equals("--rounds")) {
-                rounds = Integer.parseInt(args[++i]);
-            } else if (args[i].equals("--help") || args[i].equals("-h")) {
-                System.out.println("usage: offmm reclaim [parked] [cached] [close] [dead] [--rounds N (parked, default 1000)]");
-                return;
-            } else {
-                which.add(args[i]);
+    /** The command, with the scenarios in its help. */
+    public static CommandLine command() {
+        CommandLine cl = new CommandLine(new ReclaimHarness());
+        Cli.footerTable(cl, "Scenarios:", new String[][] {
+            {"parked", "one context attached and parked while another thread cycles 48 MiB of a 64 MiB memory through"
+                    + " write + DONTNEED: OOMs, and how long each DONTNEED's frames stay pending"},
+            {"cached", "60 threads each free 1 MiB into their frame caches and park; how much of the memory the main"
+                    + " thread can then use before OOM"},
+            {"close", "AddressSpace.close() with another thread's context attached and parked"},
+            {"dead", "map + touch + DONTNEED + munmap before and after 30,000 threads used the space and died without"
+                    + " closing anything"},
+        });
+        return cl;
+    }
+
+    /** Runs the named scenarios (all by default), after checking every name. */
+    @Override
+    public Integer call() throws Exception {
+        for (String w : which) {
+            if (!SCENARIOS.contains(w)) {
+                throw new ParameterException(spec.commandLine(), "unknown scenario '" + w
+                        + "' (expected parked, cached, close or dead)");
             }
         }
-        if (which.isEmpty()) {
-            which = List.of("parked", "cached", "close", "dead");
-        }
-        for (String w : which) {
+        for (String w : which.isEmpty() ? SCENARIOS : which) {
             switch (w) {
                 case "parked" -> parked(rounds);
                 case "cached" -> cached();
                 case "close" -> close();
                 case "dead" -> dead();
-                default -> throw new IllegalArgumentException("unknown scenario '" + w + "' (parked, cached, close, dead)");
+                default -> throw new IllegalStateException(w);
             }
+        }
+        return 0;
+    }
+
+    /** The scenario names, for completion. */
+    static final class Scenarios implements Iterable<String> {
+        @Override
+        public Iterator<String> iterator() {
+            return SCENARIOS.iterator();
+        }
+    }
+
+    /** Rounds of the parked scenario. */
+    static final class Rounds extends Ranges.IntRange {
+        Rounds() {
+            super(1, 1_000_000);
         }
     }
 

@@ -1,6 +1,10 @@
 package dev.offmm.bench.stat;
 
+import dev.offmm.bench.cli.Ranges;
+import dev.offmm.bench.cli.Version;
 import org.agrona.concurrent.status.CountersReader;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
 
 import java.io.IOException;
 import java.io.PrintStream;
@@ -9,6 +13,7 @@ import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.Callable;
 import java.util.stream.Stream;
 
 /**
@@ -17,7 +22,9 @@ import java.util.stream.Stream;
  * marked as gauges are current values. Without {@code --file} it picks the newest counters file
  * of a live process.
  */
-public final class StatCommand {
+@Command(name = "stat", mixinStandardHelpOptions = true, versionProvider = Version.class, sortOptions = false,
+        description = "Watches a running harness's live counters, one line per interval, like vmstat 1.")
+public final class StatCommand implements Callable<Integer> {
     private static final String[][] COLUMNS = {
         {"ops/s", "ops"}, {"anon/s", "faults.anon"}, {"zero/s", "faults.zero"}, {"cow/s", "faults.cow"},
         {"oom/s", "faults.oom"}, {"pgalloc/s", "pages.alloc"}, {"pgfree/s", "pages.free"}, {"tblalloc/s", "tables.alloc"},
@@ -29,37 +36,50 @@ public final class StatCommand {
         {"collapse/s", "thp.collapse"}, {"huge", "huge!"},
     };
 
-    private StatCommand() {
+    @Option(names = "--file", paramLabel = "F",
+            description = "the counters file (default: the newest of a live process in the counters directory)")
+    private Path file;
+
+    @Option(names = "--interval", paramLabel = "S", converter = Interval.class,
+            description = "seconds between lines, > 0 and <= 3600 (default ${DEFAULT-VALUE})")
+    private double interval = 1;
+
+    @Option(names = "--count", paramLabel = "N", converter = Count.class,
+            description = "lines to print, >= 1 (default: until the process exits)")
+    private long count = Long.MAX_VALUE;
+
+    /** For picocli. */
+    public StatCommand() {
     }
 
-    /** Runs the command. */
-    public static void main(String[] args) throws Exception {
-        Path file = null;
-        double interval = 1;
-        long count = Long.MAX_VALUE;
-        for (int i = 0; i < args.length; i++) {
-            switch (args[i]) {
-                case "--file" -> file = Path.of(args[++i]);
-                case "--interval" -> interval = Double.parseDouble(args[++i]);
-                case "--count" -> count = Long.parseLong(args[++i]);
-                default -> {
-                    System.err.println("usage: offmm stat [--file F] [--interval S] [--count N]");
-                    System.exit(2);
-                }
-            }
+    /** Seconds between lines. */
+    static final class Interval extends Ranges.DoubleRange {
+        Interval() {
+            super(0, false, 3600);
         }
-        if (!(interval > 0)) {
-            throw new IllegalArgumentException("interval=" + interval + " (expected > 0)");
+    }
+
+    /** Lines. */
+    static final class Count extends Ranges.LongRange {
+        Count() {
+            super(1, Long.MAX_VALUE);
         }
-        if (file == null) {
-            file = newestLive();
-            if (file == null) {
+    }
+
+    /** Runs the command: 1 if no live process is found. */
+    @Override
+    public Integer call() throws Exception {
+        Path f = file;
+        if (f == null) {
+            f = newestLive();
+            if (f == null) {
                 System.err.println("offmm stat: no running offmm process found in " + CounterFile.directory()
                         + " (start one, e.g. ./offmm scale)");
-                System.exit(1);
+                return 1;
             }
         }
-        watch(CounterFile.open(file), file, interval, count, System.out);
+        watch(CounterFile.open(f), f, interval, count, System.out);
+        return 0;
     }
 
     private static Path newestLive() throws IOException {
