@@ -24,16 +24,18 @@ import java.util.List;
  * memory comes back), and {@code Arena.ofShared()} allocating per block (reset = close). After
  * every step it prints the process's {@code VmRSS} (from {@code /proc/self/status}, minus the
  * value before the first cycle), the arena's resident pages as offmm counts them
- * ({@code rssPages}), and what the host holds of offmm's frame region.
+ * ({@code rssPages}), and what the host holds of offmm's frame region. offmm runs three times:
+ * the default arena, one that keeps its page tables on reset, and one with huge pages.
  *
  * <p>Two figures for offmm, because its physical memory gives frames back to the host lazily:
  * a reset drops the pages from the address space at once ({@code rssPages} 0), but the freed
  * frames stay committed in the host until they have been free for the report delay (2 s by
- * default, {@code --report-ms} here), so process RSS falls only then. Struct pages (64 bytes per
- * frame ever used, 1/64 of the peak) and the page tables (kept by {@code DONTNEED}, as in the
- * kernel) stay; the per-thread frame cache keeps up to 2 MiB.
+ * default, {@code reportMs} here), so process RSS falls only then, and only for whole free 2 MiB
+ * blocks: with kept page tables (one inside every 2 MiB block of frames) it does not fall at all.
+ * Struct pages (64 bytes per frame ever used, 1/64 of the peak) stay until the memory closes;
+ * the per-thread frame cache keeps up to 2 MiB.
  *
- * <p>Usage: {@code ArenaRssBench [totalMiB=256] [blockKiB=64] [cycles=3] [reportMs=100]}.
+ * <p>Usage: {@code ArenaRssBench [totalMiB=256] [blockKiB=64] [cycles=2] [reportMs=100]}.
  */
 public final class ArenaRssBench {
     private static final long PAGE = 4096;
@@ -44,7 +46,8 @@ public final class ArenaRssBench {
     private final long block;
     private final int cycles;
     private final long reportMs;
-    private final long baseline;
+    /** VmRSS before the current arena's first cycle. */
+    private long baseline;
 
     private ArenaRssBench(PrintStream out, long total, long block, int cycles, long reportMs) {
         this.out = out;
@@ -52,14 +55,13 @@ public final class ArenaRssBench {
         this.block = block;
         this.cycles = cycles;
         this.reportMs = reportMs;
-        this.baseline = vmRssBytes();
     }
 
     /** Runs the cycles for all four and prints the table; see the class comment for the arguments. */
     public static void main(String[] args) throws InterruptedException {
         long totalMiB = arg(args, 0, "totalMiB", 256, 1, 16 << 10);
         long blockKiB = arg(args, 1, "blockKiB", 64, 4, totalMiB << 10);
-        long cycles = arg(args, 2, "cycles", 3, 1, 1000);
+        long cycles = arg(args, 2, "cycles", 2, 1, 1000);
         long reportMs = arg(args, 3, "reportMs", 100, 0, 60_000);
         if ((blockKiB & 3) != 0) {
             throw new IllegalArgumentException("blockKiB=" + blockKiB + " (expected a multiple of 4)");
@@ -69,7 +71,7 @@ public final class ArenaRssBench {
 
     /**
      * Runs {@code cycles} cycles of {@code total} bytes in blocks of {@code block} for each arena,
-     * printing to {@code out}. Returns offmm's resident pages after its last reset (0 unless broken).
+     * printing to {@code out}. Returns offmm's resident pages after the last resets (0 unless broken).
      */
     public static long run(PrintStream out, long total, long block, int cycles, long reportMs)
             throws InterruptedException {
@@ -77,27 +79,37 @@ public final class ArenaRssBench {
             throw new IllegalArgumentException("total=" + total + ", block=" + block + ", cycles=" + cycles
                     + ", reportMs=" + reportMs + " (expected 0 < block <= total, block a multiple of 4096)");
         }
+        // A quiet pass first, so that the JVM's own growth (heap, code) happens before any baseline.
+        PrintStream quiet = new PrintStream(java.io.OutputStream.nullOutputStream());
+        new ArenaRssBench(quiet, Math.min(total, 16L << 20), Math.min(block, 16L << 20), 1, 0).all();
         ArenaRssBench b = new ArenaRssBench(out, total, block, cycles, reportMs);
         out.printf("%d MiB per cycle in %d KiB blocks, %d cycles; offmm reports free frames after %d ms%n",
                 total >> 20, block >> 10, cycles, reportMs);
         out.printf("%-22s %5s %-22s %12s %14s %16s%n", "arena", "cycle", "after", "VmRSS+ MiB",
                 "offmm rss MiB", "offmm host MiB");
-        long left = b.offmm();
-        b.confinedSlicing();
-        b.confinedSlicingReused();
-        b.sharedPerBlock();
+        return b.all();
+    }
+
+    private long all() throws InterruptedException {
+        long left = offmm("offmm reserve-commit", false, false);
+        left += offmm("offmm keep tables", true, false);
+        left += offmm("offmm huge pages", false, true);
+        confinedSlicing();
+        confinedSlicingReused();
+        sharedPerBlock();
         return left;
     }
 
-    private long offmm() throws InterruptedException {
+    private long offmm(String name, boolean keepTables, boolean hugePages) throws InterruptedException {
+        begin();
         long capacity = (total + total / 8 + (16L << 20) + (2L << 20) - 1) & -(2L << 20);
         long left;
         try (PhysicalMemory memory = PhysicalMemory.builder().capacity(capacity)
                 .reportFreeAfter(Duration.ofMillis(reportMs)).build();
              AddressSpace as = AddressSpace.create(memory, VmConfig.defaults());
              Mmu mmu = as.attach();
-             ReserveCommitArena arena = new ReserveCommitArena(as, Math.max(total * 4, 1L << 30),
-                     ReserveCommitArena.DEFAULT_CHUNK)) {
+             ReserveCommitArena arena = ReserveCommitArena.builder(as).reserve(Math.max(total * 4, 1L << 30))
+                     .keepPageTables(keepTables).hugePages(hugePages).build()) {
             for (int c = 1; c <= cycles; c++) {
                 for (long done = 0; done < total; done += block) {
                     long a = arena.allocate(block, ALIGN);
@@ -105,11 +117,15 @@ public final class ArenaRssBench {
                         mmu.putLong(a + off, off);
                     }
                 }
-                row("offmm reserve-commit", c, "allocate+touch", as, memory);
+                row(name, c, "allocate+touch", as, memory);
                 arena.reset();
-                row("offmm reserve-commit", c, "reset", as, memory);
-                settle();
-                row("offmm reserve-commit", c, "reset + " + reportMs * 3 + " ms", as, memory);
+                row(name, c, "reset", as, memory);
+                long t0 = System.nanoTime();
+                // The reporter gives back blocks free for reportMs to 1.25 reportMs; sample well after.
+                for (long at : new long[] {5 * reportMs, 20 * reportMs}) {
+                    Thread.sleep(Math.max(0, at - (System.nanoTime() - t0) / 1_000_000));
+                    row(name, c, "reset + " + at + " ms", as, memory);
+                }
             }
             left = as.stats().rssPages();
         }
@@ -117,6 +133,7 @@ public final class ArenaRssBench {
     }
 
     private void confinedSlicing() throws InterruptedException {
+        begin();
         for (int c = 1; c <= cycles; c++) {
             Arena arena = Arena.ofConfined();
             SegmentAllocator slicing = SegmentAllocator.slicingAllocator(arena.allocate(total, PAGE));
@@ -129,6 +146,7 @@ public final class ArenaRssBench {
     }
 
     private void confinedSlicingReused() throws InterruptedException {
+        begin();
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment segment = arena.allocate(total, PAGE);
             for (int c = 1; c <= cycles; c++) {
@@ -143,6 +161,7 @@ public final class ArenaRssBench {
     }
 
     private void sharedPerBlock() throws InterruptedException {
+        begin();
         for (int c = 1; c <= cycles; c++) {
             Arena arena = Arena.ofShared();
             touchAll(arena);
@@ -163,8 +182,14 @@ public final class ArenaRssBench {
     }
 
     private void settle() throws InterruptedException {
-        // The reporter looks at free blocks every delay or so and gives back those free for at least one.
-        Thread.sleep(Math.max(50, reportMs * 3));
+        Thread.sleep(200);
+    }
+
+    /** Starts an arena's rows: a new baseline, after a collection, so the JVM's own growth stays out. */
+    private void begin() throws InterruptedException {
+        System.gc();
+        Thread.sleep(200);
+        baseline = vmRssBytes();
     }
 
     private void row(String arena, int cycle, String after, AddressSpace as, PhysicalMemory memory) {

@@ -196,6 +196,31 @@ class ReserveCommitArenaTest {
     }
 
     @Test
+    void shouldCommitWholeHugePagesWhenAskedAndFreeThemWholeOnReset() {
+        assertThrows(IllegalArgumentException.class,
+                () -> ReserveCommitArena.builder(as).reserve(3L << 20).commitChunk(1L << 20).hugePages(true).build());
+        for (boolean keep : new boolean[] {false, true}) {
+            try (ReserveCommitArena arena = ReserveCommitArena.builder(as).reserve(64L << 20).hugePages(true)
+                    .keepPageTables(keep).build()) {
+                assertEquals(0, arena.base() & ((2L << 20) - 1), "2 MiB aligned");
+                for (int cycle = 0; cycle < 2; cycle++) {
+                    for (long done = 0; done < 8L << 20; done += 64 << 10) {
+                        long a = arena.allocate(64 << 10, 8);
+                        // A write first: a read first would map the 4 KiB zero page.
+                        mmu.putLong(a, 1);
+                        assertEquals(0, mmu.getLong(a + 8), "zero, cycle " + cycle);
+                    }
+                    assertEquals(4, as.stats().hugePages(), "keep=" + keep + ", cycle " + cycle);
+                    assertEquals(4 * 512, as.stats().rssPages());
+                    arena.reset();
+                    assertEquals(0, as.stats().rssPages());
+                    assertEquals(0, as.stats().hugePages());
+                }
+            }
+        }
+    }
+
+    @Test
     void shouldSayClearlyWhenTheReservationIsExhausted() {
         try (ReserveCommitArena arena = new ReserveCommitArena(as, 1L << 20, 1L << 20)) {
             arena.allocate((1L << 20) - 8, 8);
