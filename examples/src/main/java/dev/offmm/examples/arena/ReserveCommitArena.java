@@ -16,6 +16,15 @@ import java.lang.invoke.VarHandle;
  * giving every page back while keeping the reservation, so resident memory falls to zero at once
  * (FFM's arenas give memory back only when they are closed, and then lose the range).
  *
+ * <pre>{@code
+ * try (ReserveCommitArena arena = ReserveCommitArena.builder(as).reserve(16L << 30).build();
+ *      Mmu mmu = as.attach()) {
+ *     long a = arena.allocate(1000, 8);      // a virtual address; nothing resident yet
+ *     mmu.putLong(a, 42);                    // first touch: a zero-filled page
+ *     arena.reset();                         // every page back; the next allocate starts over
+ * }
+ * }</pre>
+ *
  * <h2>Reserve, commit, reset</h2>
  * The reservation is {@code mmap(PROT_NONE, MAP_NORESERVE)}: no frame and no page table. As the
  * bump pointer crosses a {@code chunk} boundary, the chunk is made readable and writable
@@ -38,6 +47,12 @@ import java.lang.invoke.VarHandle;
  * the host after the report delay. {@link Builder#keepPageTables} keeps the tables instead
  * ({@code DONTNEED} and {@code mprotect(PROT_NONE)}) for a process that refills at once and does
  * not care about its RSS between fills.
+ *
+ * <h2>Huge pages</h2>
+ * {@link Builder#hugePages} asks for offmm's transparent huge pages: a first write commits and
+ * zeroes 2 MiB at once (one fault instead of 512, and no PTE table), and a reset frees whole
+ * 2 MiB frames, which go back to the host without waiting on any table. The fastest setting for
+ * arenas of many MiB; resident memory then grows 2 MiB at a time.
  *
  * <h2>Guard pages</h2>
  * With {@code guardPages}, each block is followed by a {@code PROT_NONE} page and placed so that
