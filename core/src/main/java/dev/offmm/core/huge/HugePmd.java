@@ -1,5 +1,6 @@
 package dev.offmm.core.huge;
 
+import dev.offmm.core.event.HugeSplitEvent;
 import dev.offmm.core.mm.Mm;
 import dev.offmm.core.mm.VmCounters;
 import dev.offmm.core.pgtable.Entries;
@@ -64,10 +65,11 @@ public final class HugePmd {
      * (and do not descend) or the finished table. Takes and drops the PMD lock; callers hold
      * mmap_lock (read or write), which keeps the PMD table alive.
      *
+     * @param va an address inside the huge page (for the JFR event), {@code cause} why (zap, fork, probe)
      * @return whether this call split it
      * @throws IllegalStateException on a hugetlb entry, which never splits
      */
-    public boolean split(long pmdEntry) {
+    public boolean split(long pmdEntry, long va, String cause) {
         long lock = ptl.pmdLock(Entries.tableOf(pmdEntry));
         try {
             long pmd = entries.getPlain(pmdEntry);
@@ -92,6 +94,7 @@ public final class HugePmd {
             VmCounters c = mm.counters();
             c.add(VmCounters.HUGE_PAGES, -1);
             c.increment(VmCounters.THP_SPLIT);
+            HugeSplitEvent.emit(cause, mm.id(), va & ~Entries.PMD_MASK);
             return true;
         } finally {
             ptl.unlock(lock);
