@@ -22,10 +22,12 @@ public final class TableUnshareEvent extends Event {
     long space;
 
     @Label("Start")
+    @Description("The first 2 MiB range whose table was unshared")
     @MemoryAddress
     long start;
 
     @Label("Length")
+    @Description("From the first unshared table's range to the end of the last one's")
     @DataAmount
     long length;
 

@@ -147,6 +147,8 @@ public final class TableShare {
         LongList dropped = new LongList(16);
         TableUnshareEvent event = TableUnshareEvent.start();
         int n = 0;
+        long first = hi;
+        long last = lo;
         try {
             // Copies first, drops after: a copy can fail for want of a frame, and then no table
             // may have been dropped yet (the range stays mapped; a dropped one would read zeros).
@@ -156,6 +158,8 @@ public final class TableShare {
                     if (whole == (pass == 1)) {
                         unshareOne(entries.lookupPmd(mm.pgd(), a), whole, counts, dropped);
                         n++;
+                        first = Math.min(first, a);
+                        last = Math.max(last, a + Entries.PMD_SIZE);
                     }
                 }
             }
@@ -169,7 +173,7 @@ public final class TableShare {
             if (!hull.isEmpty()) {
                 mm.vmas().replace(hull.getFirst().start, hull.getLast().end, fresh);
             }
-            TableUnshareEvent.end(event, mm.id(), lo, hi, drop, n);
+            TableUnshareEvent.end(event, mm.id(), n > 0 ? first : lo, n > 0 ? last : lo, drop, n);
         }
         return true;
     }
