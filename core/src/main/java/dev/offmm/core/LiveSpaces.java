@@ -42,6 +42,13 @@ final class LiveSpaces {
         }
     }
 
+    /** Whether {@code space} is registered (closed or not): for tests. */
+    static boolean contains(AddressSpace space) {
+        synchronized (SPACES) {
+            return SPACES.containsKey(space);
+        }
+    }
+
     /** The open spaces now (a copy). */
     static List<AddressSpace> snapshot() {
         List<AddressSpace> out;
@@ -96,12 +103,16 @@ final class LiveSpaces {
             if (mem.isClosed() || !e.shouldCommit()) {
                 continue;
             }
-            e.memory = System.identityHashCode(mem);
-            e.size = mem.bytes();
-            e.committed = mem.committedBytes();
-            e.freeFrames = mem.freeFrameCount();
-            e.usedFrames = mem.usedFrameCount();
-            e.spaces = m.getValue();
+            try {
+                e.memory = System.identityHashCode(mem);
+                e.size = mem.bytes();
+                e.committed = mem.committedBytes();
+                e.freeFrames = mem.freeFrameCount();
+                e.usedFrames = mem.usedFrameCount();
+                e.spaces = m.getValue();
+            } catch (IllegalStateException closedMeanwhile) {
+                continue;
+            }
             e.commit();
         }
     }

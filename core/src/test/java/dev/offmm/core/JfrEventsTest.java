@@ -305,6 +305,36 @@ class JfrEventsTest {
         return found.getFirst();
     }
 
+    /** The registry of live spaces lets go of a closed space, and holds an unclosed one only weakly. */
+    @Test
+    void shouldNeitherKeepClosedNorDroppedSpaces() throws InterruptedException {
+        AddressSpace closed;
+        try (PhysicalMemory m = PhysicalMemory.create(4 * MB)) {
+            closed = AddressSpace.create(m, VmConfig.defaults());
+            AddressSpace forked = closed.fork();
+            assertTrue(LiveSpaces.contains(closed) && LiveSpaces.contains(forked));
+            forked.close();
+            closed.close();
+            assertFalse(LiveSpaces.contains(closed) || LiveSpaces.contains(forked));
+            AddressSpace open = AddressSpace.create(m, VmConfig.defaults());
+            assertTrue(LiveSpaces.contains(open));
+            // The memory's close closes it: that too unregisters it.
+        }
+        java.lang.ref.WeakReference<AddressSpace> dropped = dropUnclosed();
+        for (int i = 0; i < 100 && dropped.get() != null; i++) {
+            System.gc();
+            Thread.sleep(10);
+        }
+        assertEquals(null, dropped.get(), "a space dropped unclosed, with its memory, is collected");
+    }
+
+    private static java.lang.ref.WeakReference<AddressSpace> dropUnclosed() {
+        PhysicalMemory m = PhysicalMemory.create(4 * MB);
+        AddressSpace s = AddressSpace.create(m, VmConfig.defaults());
+        assertTrue(LiveSpaces.contains(s));
+        return new java.lang.ref.WeakReference<>(s);
+    }
+
     /**
      * The access and fault fast paths name no event class: Mmu, its TLB, bulk copies, pins and the
      * huge-page fault build no event; the fault handlers only call OomEvent.emit on their OOM branch.
