@@ -4,6 +4,7 @@ import com.tngtech.archunit.core.domain.Dependency;
 import com.tngtech.archunit.core.domain.JavaClass;
 import com.tngtech.archunit.core.domain.JavaClasses;
 import com.tngtech.archunit.core.importer.ClassFileImporter;
+import dev.offmm.core.event.Jfr;
 import dev.offmm.offheap.PhysicalMemory;
 import jdk.jfr.Recording;
 import jdk.jfr.consumer.RecordedEvent;
@@ -79,10 +80,13 @@ class JfrEventsTest {
             for (String e : EVENTS) {
                 r.enable("dev.offmm." + e).withThreshold(Duration.ZERO).withPeriod(Duration.ofMillis(100));
             }
+            assertFalse(Jfr.on(), "no event is built before a recording starts");
             r.start();
+            assertTrue(Jfr.on());
             runOutOfMemory(run);
             splitCollapseAndFork(run);
             r.stop();
+            assertFalse(Jfr.on(), "nor after it stops");
             r.dump(file);
         }
         List<RecordedEvent> events = RecordingFile.readAllEvents(file);

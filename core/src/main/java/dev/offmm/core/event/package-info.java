@@ -5,8 +5,8 @@
  * bottom layer of core: every other layer may emit, and this one imports nothing of core.
  *
  * <p>Cost when no recording runs: each emitting site reads one static volatile boolean
- * ({@link dev.offmm.core.event.Jfr#on()}), false until the JVM's Flight Recorder is initialized,
- * and allocates nothing. No event is built on the fault or access paths, the OOM of a fault (already slow)
+ * ({@link dev.offmm.core.event.Jfr#on()}, true only while a recording runs) and allocates
+ * nothing. No event is built on the fault or access paths, the OOM of a fault (already slow)
  * aside. Internal (not exported).
  */
 package dev.offmm.core.event;
