@@ -65,11 +65,22 @@ public final class HugePmd {
      * (and do not descend) or the finished table. Takes and drops the PMD lock; callers hold
      * mmap_lock (read or write), which keeps the PMD table alive.
      *
-     * @param va an address inside the huge page (for the JFR event), {@code cause} why (zap, fork, probe)
+     * @param pmdEntry the PMD entry's address
+     * @param va       an address inside the huge page (for the JFR event)
+     * @param cause    why, for the JFR event: zap, fork or probe
      * @return whether this call split it
      * @throws IllegalStateException on a hugetlb entry, which never splits
      */
     public boolean split(long pmdEntry, long va, String cause) {
+        boolean split = splitLocked(pmdEntry);
+        if (split) {
+            // After the lock: the event's commit (a stack trace) holds no one up.
+            HugeSplitEvent.emit(cause, mm.id(), va & ~Entries.PMD_MASK);
+        }
+        return split;
+    }
+
+    private boolean splitLocked(long pmdEntry) {
         long lock = ptl.pmdLock(Entries.tableOf(pmdEntry));
         try {
             long pmd = entries.getPlain(pmdEntry);
@@ -94,7 +105,6 @@ public final class HugePmd {
             VmCounters c = mm.counters();
             c.add(VmCounters.HUGE_PAGES, -1);
             c.increment(VmCounters.THP_SPLIT);
-            HugeSplitEvent.emit(cause, mm.id(), va & ~Entries.PMD_MASK);
             return true;
         } finally {
             ptl.unlock(lock);
