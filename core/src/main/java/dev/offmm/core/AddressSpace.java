@@ -1,5 +1,7 @@
 package dev.offmm.core;
 
+import dev.offmm.core.event.GracePeriodWaitEvent;
+import dev.offmm.core.event.SlowMappingCallEvent;
 import dev.offmm.core.fault.FaultHandler;
 import dev.offmm.core.mm.Mm;
 import dev.offmm.core.ops.Fork;
@@ -7,7 +9,6 @@ import dev.offmm.core.ops.MapOps;
 import dev.offmm.core.ops.MmServices;
 import dev.offmm.core.pgtable.Entries;
 import dev.offmm.core.reclaim.EpochSlot;
-import dev.offmm.core.reclaim.Reclaimer;
 import dev.offmm.core.vma.Vma;
 import dev.offmm.core.walk.MmWalkOps;
 import dev.offmm.core.walk.PageWalker;
@@ -78,7 +79,7 @@ public final class AddressSpace implements AutoCloseable {
         if (memory.isClosed()) {
             throw new IllegalStateException("physical memory is closed");
         }
-        return memory.open(() -> new AddressSpace(MmServices.create(memory, config)));
+        return LiveSpaces.add(memory.open(() -> new AddressSpace(MmServices.create(memory, config))));
     }
 
     /**
@@ -95,8 +96,10 @@ public final class AddressSpace implements AutoCloseable {
      *         ({@code FIXED_NOREPLACE} over a mapping), EPERM (below {@link #MMAP_MIN_ADDR})
      */
     public long mmap(long addr, long length, int prot, int flags) {
-        enterCall();
-        return ops.mmap(addr, length, prot, flags);
+        SlowMappingCallEvent e = enterCall();
+        long start = ops.mmap(addr, length, prot, flags);
+        SlowMappingCallEvent.end(e, "mmap", mm.id(), start, length, prot);
+        return start;
     }
 
     /**
@@ -106,8 +109,9 @@ public final class AddressSpace implements AutoCloseable {
      * @throws IllegalArgumentException EINVAL: unaligned address, length 0, range beyond the user space
      */
     public void munmap(long addr, long length) {
-        enterCall();
+        SlowMappingCallEvent e = enterCall();
         ops.munmap(addr, length);
+        SlowMappingCallEvent.end(e, "munmap", mm.id(), addr, length, 0);
     }
 
     /**
@@ -118,8 +122,9 @@ public final class AddressSpace implements AutoCloseable {
      * @throws VmException ENOMEM if part of the range is not mapped (nothing is changed)
      */
     public void mprotect(long addr, long length, int prot) {
-        enterCall();
+        SlowMappingCallEvent e = enterCall();
         ops.mprotect(addr, length, prot);
+        SlowMappingCallEvent.end(e, "mprotect", mm.id(), addr, length, prot);
     }
 
     /**
@@ -131,8 +136,9 @@ public final class AddressSpace implements AutoCloseable {
      * @throws VmException ENOMEM if part of the range is not mapped (nothing is changed)
      */
     public void madvise(long addr, long length, int advice) {
-        enterCall();
+        SlowMappingCallEvent e = enterCall();
         ops.madvise(addr, length, advice);
+        SlowMappingCallEvent.end(e, "madvise", mm.id(), addr, length, advice);
     }
 
     /**
@@ -223,11 +229,13 @@ public final class AddressSpace implements AutoCloseable {
      * @throws IllegalStateException if this space or its memory is closed
      */
     public AddressSpace fork() {
-        enterCall();
+        SlowMappingCallEvent call = enterCall();
         MmServices child = Fork.fork(services);
         try {
             // Registered after the fork, so the memory's other users never wait for one to run.
-            return services.memory().open(() -> new AddressSpace(child));
+            AddressSpace space = LiveSpaces.add(services.memory().open(() -> new AddressSpace(child)));
+            SlowMappingCallEvent.end(call, "fork", mm.id(), 0, 0, 0);
+            return space;
         } catch (RuntimeException | Error e) {
             Fork.discard(child, e);
             throw e;
@@ -238,14 +246,15 @@ public final class AddressSpace implements AutoCloseable {
      * An mmap/munmap/mprotect/madvise call runs outside any access, so it holds no grace period
      * back while it blocks (on mmap_lock, a VMA's readers or a grace period). The thread's
      * attached context says so definitely ({@link EpochSlot#QUIESCENT}): other threads' unmaps
-     * meanwhile need no process-wide barrier for it.
+     * meanwhile need no process-wide barrier for it. Returns the call's JFR event, null unless recorded.
      */
-    private void enterCall() {
+    private SlowMappingCallEvent enterCall() {
         ensureOpen();
         Mmu mmu = attached.get();
         if (mmu != null && !mmu.isClosedContext()) {
             mmu.quiesce();
         }
+        return SlowMappingCallEvent.start();
     }
 
     static FaultException.Kind kindOf(int code) {
@@ -364,25 +373,15 @@ public final class AddressSpace implements AutoCloseable {
             }
             try {
                 // An access that began before the bump may still walk from the PGD: free it after.
-                services.reclaimer().retire(gen, new PgdBatch());
+                services.reclaimer().retire(gen, new PgdBatch(services));
+                GracePeriodWaitEvent e = GracePeriodWaitEvent.start();
                 boolean quiet = services.reclaimer().awaitQuiescent(TimeUnit.SECONDS.toNanos(10));
+                GracePeriodWaitEvent.end(e, "close", mm.id(), -1, quiet);
                 CheckMm.verify(mm.counters(), services, quiet);
             } finally {
+                LiveSpaces.remove(this);
                 services.memory().unregister(this);
             }
-        }
-    }
-
-    /** The PGD, retired by {@link #close()} like any table an unmap frees. */
-    private final class PgdBatch implements Reclaimer.Batch {
-        @Override
-        public int frames() {
-            return 1;
-        }
-
-        @Override
-        public void release() {
-            services.tables().freePgd(mm.pgd());
         }
     }
 

@@ -6,6 +6,7 @@
  * The packages of core import one way only, bottom to top (a test, {@code LayeringTest}, keeps
  * it so):
  * <pre>
+ *   event     the JFR events (dev.offmm.*), which every layer above may emit
  *   reclaim   grace periods, the frames an address space allocates under pressure
  *   vma       the VMA array, mmap_lock, per-VMA locks
  *   mm        Mm (mm_struct: data) and its counters

@@ -34,8 +34,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class LayeringTest {
     /** Core's layers, bottom first: a package may depend on its own layer and those before it. */
-    static final List<String> CORE_LAYERS = List.of("reclaim", "vma", "mm", "pgtable", "walk", "huge", "unmap", "fault", "ops",
-            "", "support");
+    static final List<String> CORE_LAYERS = List.of("event", "reclaim", "vma", "mm", "pgtable", "walk", "huge", "unmap", "fault",
+            "ops", "", "support");
     /** Offheap's layers, bottom first. */
     static final List<String> OFFHEAP_LAYERS = List.of("host", "page", "inject", "frame", "lock", "zone", "");
     /**

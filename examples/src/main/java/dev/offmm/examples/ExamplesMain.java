@@ -33,7 +33,8 @@ public final class ExamplesMain {
     }
 
     static void arena(AddressSpace as) {
-        try (Mmu mmu = as.attach(); ReserveCommitArena arena = new ReserveCommitArena(as, 1L << 30, 1L << 20)) {
+        try (Mmu mmu = as.attach(); dev.offmm.examples.arena.ReserveCommitArena arena
+                     = new dev.offmm.examples.arena.ReserveCommitArena(as, 1L << 30, 1L << 20)) {
             System.out.printf("reserved 1 GiB: rss=%d pages, tables=%d bytes%n",
                     as.stats().rssPages(), as.stats().pageTableBytes());
             long sum = 0;

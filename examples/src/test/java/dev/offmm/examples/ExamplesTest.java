@@ -19,7 +19,8 @@ class ExamplesTest {
         try (PhysicalMemory memory = PhysicalMemory.create(64L << 20);
              AddressSpace as = AddressSpace.create(memory, VmConfig.defaults());
              Mmu mmu = as.attach();
-             ReserveCommitArena arena = new ReserveCommitArena(as, 1L << 30, 1L << 20)) {
+             dev.offmm.examples.arena.ReserveCommitArena arena
+                     = new dev.offmm.examples.arena.ReserveCommitArena(as, 1L << 30, 1L << 20)) {
             assertEquals(0, as.stats().rssPages());
             long a = arena.allocate(3 << 20, 4096);
             assertEquals(3L << 20, arena.committed());

@@ -1,5 +1,6 @@
 package dev.offmm.core.fault;
 
+import dev.offmm.core.event.OomEvent;
 import dev.offmm.core.mm.Mm;
 import dev.offmm.core.mm.VmCounters;
 import dev.offmm.core.pgtable.Entries;
@@ -68,6 +69,7 @@ public final class FaultEntry {
             // The table is shared after a fork: unshare it with no lock of the fault held.
             if (!shares.unshareForFault(va)) {
                 slot.counts.increment(VmCounters.FAULT_OOM);
+                OomEvent.emit("fault", mm.id(), va, write, mm.memory());
                 return FaultHandler.OOM;
             }
         }

@@ -1,6 +1,7 @@
 package dev.offmm.core.fault;
 
 import dev.offmm.core.Prot;
+import dev.offmm.core.event.OomEvent;
 import dev.offmm.core.huge.HugeFault;
 import dev.offmm.core.mm.Mm;
 import dev.offmm.core.mm.VmCounters;
@@ -92,6 +93,7 @@ public final class FaultHandler {
         } while (r == RETRY);
         if (r == OOM) {
             slot.counts.increment(VmCounters.FAULT_OOM);
+            OomEvent.emit("fault", mm.id(), va, write, mm.memory());
         }
         return r;
     }

@@ -1,5 +1,6 @@
 package dev.offmm.core.huge;
 
+import dev.offmm.core.event.HugeSplitEvent;
 import dev.offmm.core.mm.Mm;
 import dev.offmm.core.mm.VmCounters;
 import dev.offmm.core.pgtable.Entries;
@@ -64,10 +65,22 @@ public final class HugePmd {
      * (and do not descend) or the finished table. Takes and drops the PMD lock; callers hold
      * mmap_lock (read or write), which keeps the PMD table alive.
      *
+     * @param pmdEntry the PMD entry's address
+     * @param va       an address inside the huge page (for the JFR event)
+     * @param cause    why, for the JFR event: zap, fork or probe
      * @return whether this call split it
      * @throws IllegalStateException on a hugetlb entry, which never splits
      */
-    public boolean split(long pmdEntry) {
+    public boolean split(long pmdEntry, long va, String cause) {
+        boolean split = splitLocked(pmdEntry);
+        if (split) {
+            // After the lock: the event's commit (a stack trace) holds no one up.
+            HugeSplitEvent.emit(cause, mm.id(), va & ~Entries.PMD_MASK);
+        }
+        return split;
+    }
+
+    private boolean splitLocked(long pmdEntry) {
         long lock = ptl.pmdLock(Entries.tableOf(pmdEntry));
         try {
             long pmd = entries.getPlain(pmdEntry);

@@ -2,6 +2,9 @@ package dev.offmm.core.ops;
 
 import dev.offmm.core.Prot;
 import dev.offmm.core.VmException;
+import dev.offmm.core.event.GracePeriodWaitEvent;
+import dev.offmm.core.event.HugeCollapseEvent;
+import dev.offmm.core.event.OomEvent;
 import dev.offmm.core.huge.HugePmd;
 import dev.offmm.core.mm.Mm;
 import dev.offmm.core.mm.VmCounters;
@@ -145,8 +148,10 @@ final class Collapse {
         if (!Pte.table(pmd)) {
             return;
         }
+        HugeCollapseEvent event = HugeCollapseEvent.start();
         long pfn = pages.allocHuge(true);
         if (pfn == FrameAllocator.NO_FRAME) {
+            OomEvent.emit("collapse", mm.id(), s, true, mm.memory());
             throw new VmException(VmException.Code.ENOMEM, "madvise COLLAPSE: no 2 MiB frame for 0x" + Long.toHexString(s));
         }
         long table = Pte.pfn(pmd);
@@ -206,6 +211,7 @@ final class Collapse {
         c.increment(VmCounters.HUGE_PAGES);
         c.increment(VmCounters.THP_COLLAPSE);
         tlb.finish();
+        HugeCollapseEvent.end(event, mm.id(), s);
     }
 
     /**
@@ -215,16 +221,16 @@ final class Collapse {
      * makes idle contexts count as past it). Holds no page-table lock.
      */
     private boolean awaitGeneration(long gen) {
+        GracePeriodWaitEvent e = GracePeriodWaitEvent.start();
         long deadline = System.nanoTime() + GRACE_TIMEOUT_NANOS;
         long park = 1_000;
-        while (reclaimer.minActive() < gen) {
-            if (System.nanoTime() - deadline >= 0) {
-                return false;
-            }
+        boolean done;
+        while (!(done = reclaimer.minActive() >= gen) && System.nanoTime() - deadline < 0) {
             java.util.concurrent.locks.LockSupport.parkNanos(park);
             park = Math.min(park * 2, 1_000_000);
         }
-        return true;
+        GracePeriodWaitEvent.end(e, "collapse", mm.id(), gen, done);
+        return done;
     }
 
     /** Puts the PTE table back (nothing was copied or freed) and frees the unused huge frame. */

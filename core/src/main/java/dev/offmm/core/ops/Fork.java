@@ -1,6 +1,8 @@
 package dev.offmm.core.ops;
 
 import dev.offmm.core.VmException;
+import dev.offmm.core.event.ForkEvent;
+import dev.offmm.core.event.OomEvent;
 import dev.offmm.core.mm.Mm;
 import dev.offmm.core.mm.VmCounters;
 import dev.offmm.core.pgtable.Entries;
@@ -79,12 +81,24 @@ public final class Fork {
      * @throws VmException ENOMEM if a table or a copied page found no frame (the child is gone again)
      */
     public static MmServices fork(MmServices parent) {
+        ForkEvent event = ForkEvent.start();
+        VmCounters pc = parent.mm().counters();
+        long pinned = event != null ? pc.sum(VmCounters.FORK_PINNED_COPIES) : 0;
         MmServices child = MmServices.create(parent.memory(), parent.mm().config());
         Fork f = new Fork(parent, child);
         try {
             f.run();
+            if (ForkEvent.shouldCommit(event)) {
+                VmCounters cc = child.mm().counters();
+                ForkEvent.end(event, parent.mm().id(), child.mm().id(), child.mm().vmas().size(),
+                        cc.sum(VmCounters.RSS) * Entries.PAGE_SIZE, cc.sum(VmCounters.SHARED_TABLES),
+                        pc.sum(VmCounters.FORK_PINNED_COPIES) - pinned);
+            }
             return child;
         } catch (RuntimeException | Error e) {
+            if (e instanceof VmException v && v.code() == VmException.Code.ENOMEM) {
+                OomEvent.emit("fork", parent.mm().id(), 0, false, parent.memory());
+            }
             f.counts.fold();
             discard(child, e);
             throw e;
@@ -200,7 +214,7 @@ public final class Fork {
                     addr = next;
                     continue;
                 }
-                parent.huge().split(pmdE);
+                parent.huge().split(pmdE, addr, "fork");
                 pmd = entries.getAcquire(pmdE);
             }
             if (Pte.table(pmd)) {

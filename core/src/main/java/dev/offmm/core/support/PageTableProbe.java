@@ -158,7 +158,7 @@ public final class PageTableProbe implements AutoCloseable {
 
         /** Splits the huge entry of {@link #VA} ({@code __split_huge_pmd}); whether this call did. */
         public boolean splitHuge() {
-            return s.huge().split(pmdEntry);
+            return s.huge().split(pmdEntry, VA, "probe");
         }
     }
 

@@ -1,6 +1,9 @@
 package dev.offmm.core.unmap;
 
 import dev.offmm.core.VmException;
+import dev.offmm.core.event.GracePeriodWaitEvent;
+import dev.offmm.core.event.OomEvent;
+import dev.offmm.core.event.TableUnshareEvent;
 import dev.offmm.core.mm.Mm;
 import dev.offmm.core.mm.VmCounters;
 import dev.offmm.core.pgtable.Entries;
@@ -142,6 +145,10 @@ public final class TableShare {
         }
         VmCounters.Local counts = mm.counters().local();
         LongList dropped = new LongList(16);
+        TableUnshareEvent event = TableUnshareEvent.start();
+        int n = 0;
+        long first = hi;
+        long last = lo;
         try {
             // Copies first, drops after: a copy can fail for want of a frame, and then no table
             // may have been dropped yet (the range stays mapped; a dropped one would read zeros).
@@ -150,6 +157,9 @@ public final class TableShare {
                     boolean whole = drop && a >= start && a + Entries.PMD_SIZE <= end;
                     if (whole == (pass == 1)) {
                         unshareOne(entries.lookupPmd(mm.pgd(), a), whole, counts, dropped);
+                        n++;
+                        first = Math.min(first, a);
+                        last = Math.max(last, a + Entries.PMD_SIZE);
                     }
                 }
             }
@@ -163,6 +173,7 @@ public final class TableShare {
             if (!hull.isEmpty()) {
                 mm.vmas().replace(hull.getFirst().start, hull.getLast().end, fresh);
             }
+            TableUnshareEvent.end(event, mm.id(), n > 0 ? first : lo, n > 0 ? last : lo, drop, n);
         }
         return true;
     }
@@ -201,6 +212,7 @@ public final class TableShare {
             while (tryUnshare(pmdE, drop, copy, counts, dropped) == NEED_COPY) {
                 copy[0] = tables.allocTable(Entries.PTE, counts);
                 if (copy[0] == FrameAllocator.NO_FRAME) {
+                    OomEvent.emit("unshare", mm.id(), 0, true, mm.memory());
                     throw new VmException(VmException.Code.ENOMEM, "no frame to unshare the page table at 0x"
                             + Long.toHexString(pmdE));
                 }
@@ -248,7 +260,7 @@ public final class TableShare {
             if (copy == FrameAllocator.NO_FRAME) {
                 return NEED_COPY;
             }
-            copyInto(table, copy);
+            TableCopy.copyInto(entries, map, table, copy);
             // Release: the copy's entries before the entry that names it. The copy is mapped now:
             // whatever throws from here on, the caller must not free it.
             entries.setRelease(pmdE, Pte.mkTable(copy));
@@ -340,34 +352,6 @@ public final class TableShare {
     }
 
     /**
-     * Copies the entries of shared table {@code table} into {@code copy}, raising each page's
-     * mapcount and refcount, and write-protects them in both: the pages are now mapped twice.
-     * The source's other users reach it only through read-only PMD entries and hold no writable
-     * translation of it, so clearing its W bits needs no shootdown.
-     */
-    private void copyInto(long table, long copy) {
-        for (int i = 0; i < Entries.PTRS_PER_TABLE; i++) {
-            long src = Entries.entry(table, i);
-            long e = entries.getPlain(src);
-            if (Pte.none(e)) {
-                continue;
-            }
-            if (Pte.ownsFrame(e)) {
-                long pfn = Pte.pfn(e);
-                map.addAndGetMapcount(pfn, 1);
-                map.addAndGetRefcount(pfn, 1);
-            }
-            long ro = Pte.wrprotect(e);
-            if (ro != e) {
-                entries.setRelease(src, ro);
-            }
-            // Plain: the copy is published by the release store of the PMD entry.
-            entries.setPlain(Entries.entry(copy, i), ro);
-        }
-        map.addPtePagesPlain(copy, map.ptePagesPlain(table));
-    }
-
-    /**
      * The child's half of {@code Fork}'s sharing: counts the table it now maps, with its lock and its
      * {@code pages} pages, as its own (see the accounting note above).
      */
@@ -386,9 +370,11 @@ public final class TableShare {
      * lock, so a caller may hold page-table locks here. Fork waits here for its shootdown too.
      */
     public void awaitGeneration(long gen) {
+        GracePeriodWaitEvent e = GracePeriodWaitEvent.start();
         int attempt = 0;
         while (reclaimer.minActive() < gen) {
             attempt = Backoff.idle(attempt);
         }
+        GracePeriodWaitEvent.end(e, "shootdown", mm.id(), gen, true);
     }
 }

@@ -153,7 +153,7 @@ public final class Zap {
                     continue;
                 }
                 if (!whole) {
-                    huge.split(pmdE);
+                    huge.split(pmdE, addr, "zap");
                 }
             }
             long pte = ptl.pteOffsetMapLock(pmdE, addr, slot);
