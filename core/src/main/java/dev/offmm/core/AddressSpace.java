@@ -69,6 +69,8 @@ public final class AddressSpace implements AutoCloseable {
      * {@return a new, empty address space on {@code memory}} It stays registered with the memory
      * until it is closed: {@link PhysicalMemory#close()} closes it first.
      *
+     * @param memory the physical memory its frames come from, open
+     * @param config lock mode, THP policy, limits ({@link VmConfig#defaults()} for Linux's)
      * @throws VmException ENOMEM if the PGD or its lock cannot be allocated
      * @throws IllegalStateException if {@code memory} is closed
      */
@@ -106,6 +108,8 @@ public final class AddressSpace implements AutoCloseable {
      * Unmaps {@code [addr, addr + length)}; unmapped parts of the range are fine. Pages and
      * emptied page tables are freed after every thread context has moved past the unmap.
      *
+     * @param addr   the start, 4 KiB aligned
+     * @param length bytes, > 0, rounded up to 4 KiB
      * @throws IllegalArgumentException EINVAL: unaligned address, length 0, range beyond the user space
      */
     public void munmap(long addr, long length) {
@@ -118,6 +122,9 @@ public final class AddressSpace implements AutoCloseable {
      * Changes the protection of {@code [addr, addr + length)}, splitting and merging VMAs. A length
      * of 0 does nothing (as in Linux).
      *
+     * @param addr   the start, 4 KiB aligned
+     * @param length bytes, rounded up to 4 KiB
+     * @param prot   the new {@link Prot} bits
      * @throws IllegalArgumentException EINVAL: unaligned address, unknown prot bits, range overflow
      * @throws VmException ENOMEM if part of the range is not mapped (nothing is changed)
      */
@@ -132,6 +139,9 @@ public final class AddressSpace implements AutoCloseable {
      * read sees zeros); {@link Advice#HUGEPAGE} / {@link Advice#NOHUGEPAGE} mark the VMAs;
      * {@link Advice#WILLNEED} checks the range and does nothing else. A length of 0 does nothing.
      *
+     * @param addr   the start, 4 KiB aligned
+     * @param length bytes, rounded up to 4 KiB
+     * @param advice one {@link Advice} value
      * @throws IllegalArgumentException EINVAL: unaligned address, unknown advice, range overflow
      * @throws VmException ENOMEM if part of the range is not mapped (nothing is changed)
      */
@@ -144,6 +154,8 @@ public final class AddressSpace implements AutoCloseable {
     /**
      * Resolves a fault at {@code address} as a read or write access would.
      *
+     * @param address the faulting address, any alignment
+     * @param write   a write access (a read otherwise)
      * @throws FaultException MAPERR (nothing mapped), ACCERR (protection), OOM (no memory)
      */
     public void fault(long address, boolean write) {
@@ -155,37 +167,75 @@ public final class AddressSpace implements AutoCloseable {
 
     // ---- casual accesses: the Mmu path, through this thread's context
 
-    /** {@return the byte at {@code va}, faulting it in if needed} */
+    /**
+     * {@return the byte at {@code va}, faulting it in if needed}
+     *
+     * @param va the address
+     */
     public byte getByte(long va) {
         return context().getByte(va);
     }
 
-    /** Writes the byte at {@code va}, faulting it in (and copying a zero page) if needed. */
+    /**
+     * Writes the byte at {@code va}, faulting it in (and copying a zero page) if needed.
+     *
+     * @param va    the address
+     * @param value the byte
+     */
     public void putByte(long va, byte value) {
         context().putByte(va, value);
     }
 
-    /** {@return the long at {@code va} (little-endian; any alignment, page crossings included)} */
+    /**
+     * {@return the long at {@code va} (little-endian; any alignment, page crossings included)}
+     *
+     * @param va the address of the first byte
+     */
     public long getLong(long va) {
         return context().getLong(va);
     }
 
-    /** Writes the long at {@code va} (little-endian, any alignment); a store crossing into an unwritable page writes nothing. */
+    /**
+     * Writes the long at {@code va} (little-endian, any alignment); a store crossing into an
+     * unwritable page writes nothing.
+     *
+     * @param va    the address of the first byte
+     * @param value the long
+     */
     public void putLong(long va, long value) {
         context().putLong(va, value);
     }
 
-    /** Copies {@code len} bytes at {@code va} into {@code dst[off ..]}; see {@link Mmu#read(long, byte[], int, int)}. */
+    /**
+     * Copies {@code len} bytes at {@code va} into {@code dst[off ..]}; see {@link Mmu#read(long, byte[], int, int)}.
+     *
+     * @param va  the address of the first byte
+     * @param dst the destination
+     * @param off the first index written in {@code dst}
+     * @param len bytes
+     */
     public void read(long va, byte[] dst, int off, int len) {
         context().read(va, dst, off, len);
     }
 
-    /** Copies {@code src[off .. off+len)} to {@code va}; see {@link Mmu#write(long, byte[], int, int)}. */
+    /**
+     * Copies {@code src[off .. off+len)} to {@code va}; see {@link Mmu#write(long, byte[], int, int)}.
+     *
+     * @param va  the address of the first byte
+     * @param src the source
+     * @param off the first index read in {@code src}
+     * @param len bytes
+     */
     public void write(long va, byte[] src, int off, int len) {
         context().write(va, src, off, len);
     }
 
-    /** {@return a pin of the page at {@code va}; see {@link Mmu#pin}} */
+    /**
+     * {@return a pin of the page at {@code va}; see {@link Mmu#pin}}
+     *
+     * @param va    an address in the page
+     * @param write pin for writing (breaks copy-on-write first)
+     */
     public PinnedPage pin(long va, boolean write) {
         return context().pin(va, write);
     }
@@ -268,6 +318,10 @@ public final class AddressSpace implements AutoCloseable {
     /**
      * {@return 0, or the first non-zero result of a callback of a walk of the page tables of
      * {@code [start, end)} under mmap_lock held for read, which calls {@code walkOps} per entry}
+     *
+     * @param start   the first address, 4 KiB aligned
+     * @param end     the end, exclusive
+     * @param walkOps the callbacks
      */
     public int walkPageRange(long start, long end, MmWalkOps walkOps) {
         if (walkOps == null) {
