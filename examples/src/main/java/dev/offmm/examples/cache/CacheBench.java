@@ -76,8 +76,8 @@ public final class CacheBench implements Callable<Integer> {
     int sample = 8;
     @Option(names = "--xmx", description = "Heap of each run's JVM, e.g. 16g (default: from the budget).")
     String xmx;
-    @Option(names = "--fork", negatable = true, description = "A JVM per run (default true; --no-fork runs in this JVM).")
-    boolean fork = true;
+    @Option(names = "--in-process", description = "Run every peer in this JVM instead of a JVM per run (heap and GC muddled).")
+    boolean inProcess;
     @Option(names = "--csv", description = "Also write the CSV to this file.")
     Path csv;
     @Option(names = "--seed", description = "Random seed (default ${DEFAULT-VALUE}).")
@@ -122,12 +122,12 @@ public final class CacheBench implements Callable<Integer> {
         out.printf("cache-bench: %d entries, values %d-%d B, budget %d MiB, %.0f%% gets, Zipf(%.2f), threads %s, "
                         + "%d round(s) of %.1f s (+%.1f s warm-up), %s%n",
                 entries, minValue, maxValue, budget >> 20, getRatio * 100, zipf, java.util.Arrays.toString(threads),
-                rounds, seconds, warmup, fork ? "a JVM per run (-Xmx" + heap(budget) + ")" : "one JVM");
+                rounds, seconds, warmup, inProcess ? "one JVM" : "a JVM per run (-Xmx" + heap(budget) + ")");
         List<String> rows = new ArrayList<>();
         for (int r = 1; r <= rounds; r++) {
             for (int t : threads) {
                 for (String p : peers) {
-                    String row = fork ? forked(p, t, r) : runOne(p, t, budget, r);
+                    String row = inProcess ? runOne(p, t, budget, r) : forked(p, t, r);
                     out.println("  " + row);
                     rows.add(row);
                 }

@@ -1,6 +1,7 @@
 package dev.offmm.examples.cache;
 
 import dev.offmm.core.AddressSpace;
+import dev.offmm.core.Advice;
 import dev.offmm.core.MapFlags;
 import dev.offmm.core.Mmu;
 import dev.offmm.core.Prot;
@@ -10,7 +11,6 @@ import dev.offmm.offheap.PhysicalMemory;
 
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
-import java.lang.foreign.MemorySegment;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicIntegerArray;
 
@@ -25,16 +25,16 @@ import java.util.concurrent.atomic.AtomicIntegerArray;
  * <li>the <b>index</b>: {@code 2^k} buckets of one cache line, 8 slots of one word each,
  *   {@code tag(12) | length(16) | entry reference(36)}, 0 = empty. A key lives only in its home
  *   bucket (no probe chains, so no tombstones); a full bucket drops one of its entries, which a
- *   cache may do. The bucket count is fixed at construction from the expected entries (four per
- *   bucket on average, at most eight): the index is not resized.</li>
+ *   cache may do. The bucket count is fixed at construction from the expected entries (three per
+ *   bucket on average at most, eight at most): the index is not resized.</li>
  * <li>the <b>slabs</b> ({@link Slabs}): size classes carved in chunks from a reservation four times
  *   the budget; an entry is {@code stamp(8) | key(8) | value}.</li>
  * </ul>
  *
  * <h2>Concurrency</h2>
- * Gets take no lock and write nothing shared but a chunk's reference bit (only when clear): copy
- * the bucket (one access), and for a slot whose tag matches, a seqlock read of the entry: the
- * stamp (acquire), the key, the value, a load-load fence, the stamp again and the slot again. A
+ * Gets take no lock and write nothing shared but a chunk's reference bit (only when clear): they
+ * read the bucket's slots one word at a time, and for a slot whose tag matches, make a seqlock
+ * read of the entry: the stamp (acquire), the key, the value, a load-load fence, the stamp again and the slot again. A
  * stamp is unique over the cache's life (session id and counter) and set, by a release store,
  * only after the entry is written, and an entry is never changed in place: it is written once
  * into memory that was zero, and its memory is dropped (zero again) only after its slot was
@@ -61,6 +61,7 @@ public final class OffHeapCache implements AutoCloseable {
     private final PhysicalMemory memory;
     private final AddressSpace as;
     private final Slabs slabs;
+    private final long indexMapping;
     private final long indexBase;
     private final long indexBytes;
     private final long bucketMask;
@@ -76,9 +77,10 @@ public final class OffHeapCache implements AutoCloseable {
     private OffHeapCache(Builder b) {
         this.maxValueBytes = b.maxValueBytes;
         this.budgetBytes = b.budgetBytes;
-        long buckets = Long.highestOneBit(Math.max(64, (b.expectedEntries + 3) / 4) - 1) << 1;
+        long buckets = Long.highestOneBit(Math.max(64, (b.expectedEntries + 2) / 3) - 1) << 1;
         this.bucketMask = buckets - 1;
         this.indexBytes = buckets * SLOTS * Long.BYTES;
+        boolean hugeIndex = indexBytes >= Slabs.HUGE;
         int maxEntry = HEADER + maxValueBytes;
         long chunk = b.chunkBytes != 0 ? b.chunkBytes : defaultChunk(b.budgetBytes, maxEntry);
         if (chunk < 8L * maxEntry || Long.bitCount(chunk) != 1 || chunk < AddressSpace.PAGE_SIZE) {
@@ -96,7 +98,16 @@ public final class OffHeapCache implements AutoCloseable {
         AddressSpace space = null;
         try {
             space = AddressSpace.create(memory, VmConfig.defaults());
-            this.indexBase = space.mmap(0, indexBytes, Prot.READ | Prot.WRITE, MapFlags.NORESERVE);
+            this.indexMapping = space.mmap(0, indexBytes + (hugeIndex ? Slabs.HUGE : 0), Prot.READ | Prot.WRITE,
+                    MapFlags.NORESERVE);
+            this.indexBase = hugeIndex ? (indexMapping + Slabs.HUGE - 1) & -Slabs.HUGE : indexMapping;
+            if (hugeIndex) {
+                // Committed now, in huge pages (a get's read fault would map 4 KiB zero pages).
+                space.madvise(indexBase, indexBytes, Advice.HUGEPAGE);
+                for (long a = indexBase; a < indexBase + indexBytes; a += Slabs.HUGE) {
+                    space.putLong(a, 0);
+                }
+            }
             this.slabs = new Slabs(space, b.budgetBytes, chunk, maxEntry, this::unlinkChunk);
             this.as = space;
         } catch (RuntimeException | Error e) {
@@ -109,9 +120,12 @@ public final class OffHeapCache implements AutoCloseable {
         this.maxRef = slabs.regionBytes / Slabs.ALIGN;
     }
 
-    /** A chunk of at least 8 of the largest entries and about 1/256 of the budget, 64 KiB to 2 MiB. */
+    /**
+     * A chunk of at least 8 of the largest entries and about 1/128 of the budget, 64 KiB to 2 MiB:
+     * from a 256 MiB budget on, chunks are huge pages (one TLB entry each).
+     */
     static long defaultChunk(long budget, int maxEntry) {
-        long c = Math.clamp(Long.highestOneBit(Math.max(1, budget / 256)), 64L << 10, 2L << 20);
+        long c = Math.clamp(Long.highestOneBit(Math.max(1, budget / 128)), 64L << 10, 2L << 20);
         while (c < 8L * maxEntry) {
             c <<= 1;
         }
@@ -230,7 +244,7 @@ public final class OffHeapCache implements AutoCloseable {
         closed = true;
         try {
             slabs.close();
-            as.munmap(indexBase, indexBytes);
+            as.munmap(indexMapping, indexBytes + (indexBytes >= Slabs.HUGE ? Slabs.HUGE : 0));
             as.close();
         } finally {
             memory.close();
@@ -311,7 +325,7 @@ public final class OffHeapCache implements AutoCloseable {
     }
 
     /**
-     * One thread's handle on the cache: its {@link Mmu}, a bucket buffer and its counters. Confined
+     * One thread's handle on the cache: its {@link Mmu}, its stamps and its counters. Confined
      * to the thread that opened it; the cache stays usable after a session closes.
      */
     public final class Session implements AutoCloseable {
@@ -326,8 +340,6 @@ public final class OffHeapCache implements AutoCloseable {
         static final int COUNTERS = 8;
 
         final Mmu mmu;
-        private final long[] bucket = new long[SLOTS];
-        private final MemorySegment bucketView = MemorySegment.ofArray(bucket);
         /** Written by the owner only (opaque), summed by {@link #stats()}; padded against false sharing. */
         final long[] counts = new long[COUNTERS + 16];
         private final long stampBase;
@@ -355,9 +367,9 @@ public final class OffHeapCache implements AutoCloseable {
             long tag = h >>> TAG_SHIFT;
             retry:
             while (true) {
-                mmu.read(b, bucketView);
                 for (int i = 0; i < SLOTS; i++) {
-                    long w = bucket[i];
+                    // One word at a time: a hit is usually in the first slots (puts fill from the front).
+                    long w = mmu.getLong(b + 8L * i);
                     if (w == 0 || w >>> TAG_SHIFT != tag) {
                         continue;
                     }

@@ -41,8 +41,13 @@ final class Slabs {
     /** Entry strides are multiples of this (index references count in these units). */
     static final int ALIGN = 16;
 
+    /** Bytes of a huge page. */
+    static final long HUGE = 2L << 20;
+
     private final AddressSpace as;
     private final Unlinker unlinker;
+    private final long mapped;
+    private final boolean huge;
     final long base;
     final long regionBytes;
     final int chunkShift;
@@ -87,7 +92,14 @@ final class Slabs {
         long reserve = Math.max(4 * maxChunks, maxChunks + 64) * chunkBytes;
         this.chunkCount = (int) (reserve / chunkBytes);
         this.regionBytes = (long) chunkCount * chunkBytes;
-        this.base = as.mmap(0, regionBytes, Prot.READ | Prot.WRITE, MapFlags.NORESERVE);
+        this.huge = chunkBytes % HUGE == 0;
+        this.mapped = as.mmap(0, regionBytes + (huge ? HUGE : 0), Prot.READ | Prot.WRITE, MapFlags.NORESERVE);
+        // Chunks of whole 2 MiB pages: each is one huge TLB entry while in use, and its DONTNEED
+        // drops the huge page whole.
+        this.base = huge ? (mapped + HUGE - 1) & -HUGE : mapped;
+        if (huge) {
+            as.madvise(base, regionBytes, Advice.HUGEPAGE);
+        }
         this.strides = strides(maxEntryBytes);
         this.classOf = new byte[maxEntryBytes / ALIGN + 2];
         int c = 0;
@@ -269,6 +281,6 @@ final class Slabs {
     }
 
     void close() {
-        as.munmap(base, regionBytes);
+        as.munmap(mapped, regionBytes + (huge ? HUGE : 0));
     }
 }
