@@ -24,6 +24,9 @@ final class BenchPeers {
         /** Hits over gets, by the cache's own count, or -1. */
         double hitRate();
 
+        /** Bytes of the values held now. */
+        long liveBytes();
+
         @Override
         void close();
     }
@@ -87,6 +90,11 @@ final class BenchPeers {
         @Override
         public double hitRate() {
             return cache.stats().hitRate();
+        }
+
+        @Override
+        public long liveBytes() {
+            return cache.stats().liveBytes();
         }
 
         OffHeapCache cache() {
@@ -180,6 +188,11 @@ final class BenchPeers {
         }
 
         @Override
+        public long liveBytes() {
+            return weight.get();
+        }
+
+        @Override
         public void close() {
             map.clear();
         }
@@ -222,6 +235,11 @@ final class BenchPeers {
         @Override
         public double hitRate() {
             return cache.stats().hitRate();
+        }
+
+        @Override
+        public long liveBytes() {
+            return cache.policy().eviction().orElseThrow().weightedSize().orElse(-1);
         }
 
         @Override

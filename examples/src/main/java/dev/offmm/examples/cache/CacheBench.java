@@ -44,7 +44,7 @@ public final class CacheBench implements Callable<Integer> {
     static final String RESULT = "RESULT,";
     /** The first line of the CSV. */
     public static final String CSV_HEADER = "round,peer,threads,entries,budget_bytes,ops_per_s,get_p50_ns,get_p99_ns,hit_rate,"
-            + "gc_ms,gc_count,heap_used_bytes,vm_rss_bytes,own_rss_bytes,page_table_bytes";
+            + "gc_ms,gc_count,heap_used_bytes,vm_rss_bytes,own_rss_bytes,page_table_bytes,live_bytes";
     private static final double MEAN_OVERHEAD = 1.0;
 
     @Option(names = "--entries", description = "Keys (default ${DEFAULT-VALUE}; 10000000 for full size).")
@@ -250,7 +250,8 @@ public final class CacheBench implements Callable<Integer> {
                     Long.toString(budget), Long.toString((long) (total / elapsed)),
                     Long.toString(all.getValueAtPercentile(50)), Long.toString(all.getValueAtPercentile(99)),
                     String.format("%.4f", peer.hitRate()), Long.toString(gcMs), Long.toString(gcN),
-                    Long.toString(heapUsed), Long.toString(vmRss), Long.toString(peer.ownRssBytes()), Long.toString(ptBytes));
+                    Long.toString(heapUsed), Long.toString(vmRss), Long.toString(peer.ownRssBytes()), Long.toString(ptBytes),
+                    Long.toString(peer.liveBytes()));
         }
     }
 
@@ -343,14 +344,14 @@ public final class CacheBench implements Callable<Integer> {
             byRun.computeIfAbsent(f[1] + "," + f[2], k -> new ArrayList<>()).add(f);
         }
         out.println();
-        out.printf("%-9s %3s %14s %10s %10s %8s %9s %6s %11s %11s %11s%n", "peer", "thr", "ops/s (median)", "p50 ns",
-                "p99 ns", "hit", "GC ms", "GCs", "heap MiB", "VmRSS MiB", "own RSS MiB");
+        out.printf("%-9s %3s %14s %10s %10s %8s %9s %6s %11s %11s %11s %9s%n", "peer", "thr", "ops/s (median)", "p50 ns",
+                "p99 ns", "hit", "GC ms", "GCs", "heap MiB", "VmRSS MiB", "own RSS MiB", "live MiB");
         for (List<String[]> runs : byRun.values()) {
             runs.sort(Comparator.comparingLong(f -> Long.parseLong(f[5])));
             String[] m = runs.get(runs.size() / 2);
-            out.printf("%-9s %3s %14s %10s %10s %8s %9s %6s %11d %11d %11s%n", m[1], m[2], m[5], m[6], m[7], m[8], m[9],
+            out.printf("%-9s %3s %14s %10s %10s %8s %9s %6s %11d %11d %11s %9d%n", m[1], m[2], m[5], m[6], m[7], m[8], m[9],
                     m[10], Long.parseLong(m[11]) >> 20, Long.parseLong(m[12]) >> 20,
-                    Long.parseLong(m[13]) < 0 ? "-" : Long.toString(Long.parseLong(m[13]) >> 20));
+                    Long.parseLong(m[13]) < 0 ? "-" : Long.toString(Long.parseLong(m[13]) >> 20), Long.parseLong(m[15]) >> 20);
         }
         out.println();
         out.println("CSV");
