@@ -121,11 +121,12 @@ public final class OffHeapCache implements AutoCloseable {
     }
 
     /**
-     * A chunk of at least 8 of the largest entries and about 1/128 of the budget, 64 KiB to 2 MiB:
-     * from a 256 MiB budget on, chunks are huge pages (one TLB entry each).
+     * A chunk of at least 8 of the largest entries and about 1/256 of the budget, 64 KiB to 2 MiB
+     * (each size class keeps one chunk open, so small chunks waste less of a small budget): from a
+     * 512 MiB budget on, chunks are huge pages (one TLB entry each).
      */
     static long defaultChunk(long budget, int maxEntry) {
-        long c = Math.clamp(Long.highestOneBit(Math.max(1, budget / 128)), 64L << 10, 2L << 20);
+        long c = Math.clamp(Long.highestOneBit(Math.max(1, budget / 256)), 64L << 10, 2L << 20);
         while (c < 8L * maxEntry) {
             c <<= 1;
         }
