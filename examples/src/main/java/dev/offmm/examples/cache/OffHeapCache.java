@@ -11,6 +11,7 @@ import dev.offmm.offheap.PhysicalMemory;
 
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
+import java.lang.foreign.MemorySegment;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicIntegerArray;
 
@@ -33,15 +34,16 @@ import java.util.concurrent.atomic.AtomicIntegerArray;
  *
  * <h2>Concurrency</h2>
  * Gets take no lock and write nothing shared but a chunk's reference bit (only when clear): they
- * read the bucket's slots one word at a time, and for a slot whose tag matches, make a seqlock
- * read of the entry: the stamp (acquire), the key, the value, a load-load fence, the stamp again and the slot again. A
- * stamp is unique over the cache's life (session id and counter) and set, by a release store,
- * only after the entry is written, and an entry is never changed in place: it is written once
- * into memory that was zero, and its memory is dropped (zero again) only after its slot was
- * cleared. So equal stamps and an unchanged slot mean the copy is the whole value of that key,
- * published at the time; anything else retries. Puts copy the entry outside any lock, then
- * publish it under the bucket's stripe lock with a CAS; eviction unlinks with a CAS of the exact
- * slot word to 0, so a put and an eviction of the same slot settle by which CAS wins.
+ * copy the bucket (one access; a torn copy is caught by the checks below), and for a slot whose
+ * tag matches, make a seqlock read of the entry: the stamp (acquire), the key, the value, a
+ * load-load fence, the stamp again and the slot again. A stamp is unique over the cache's life
+ * (session id and counter) and set, by a release store, only after the entry is written, and an
+ * entry is never changed in place: it is written once into memory that was zero, and its memory
+ * is dropped (zero again) only after its slot was cleared. So equal stamps and an unchanged slot
+ * mean the copy is the whole value of that key, published at the time; anything else retries.
+ * Puts copy the entry outside any lock, then publish it under the bucket's stripe lock with a
+ * CAS; eviction unlinks with a CAS of the exact slot word to 0, so a put and an eviction of the
+ * same slot settle by which CAS wins.
  *
  * <h2>Threads</h2>
  * Each thread works through its own {@link Session} ({@link #session()}, like an {@link Mmu});
@@ -326,7 +328,7 @@ public final class OffHeapCache implements AutoCloseable {
     }
 
     /**
-     * One thread's handle on the cache: its {@link Mmu}, its stamps and its counters. Confined
+     * One thread's handle on the cache: its {@link Mmu}, a bucket buffer, its stamps and its counters. Confined
      * to the thread that opened it; the cache stays usable after a session closes.
      */
     public final class Session implements AutoCloseable {
@@ -341,6 +343,8 @@ public final class OffHeapCache implements AutoCloseable {
         static final int COUNTERS = 8;
 
         final Mmu mmu;
+        private final long[] bucket = new long[SLOTS];
+        private final MemorySegment bucketView = MemorySegment.ofArray(bucket);
         /** Written by the owner only (opaque), summed by {@link #stats()}; padded against false sharing. */
         final long[] counts = new long[COUNTERS + 16];
         private final long stampBase;
@@ -368,9 +372,10 @@ public final class OffHeapCache implements AutoCloseable {
             long tag = h >>> TAG_SHIFT;
             retry:
             while (true) {
+                // The whole bucket in one access (a miss looks at every slot).
+                mmu.read(b, bucketView);
                 for (int i = 0; i < SLOTS; i++) {
-                    // One word at a time: a hit is usually in the first slots (puts fill from the front).
-                    long w = mmu.getLong(b + 8L * i);
+                    long w = bucket[i];
                     if (w == 0 || w >>> TAG_SHIFT != tag) {
                         continue;
                     }
