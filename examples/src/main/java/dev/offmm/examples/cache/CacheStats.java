@@ -20,10 +20,12 @@ package dev.offmm.examples.cache;
  * @param indexBytes bytes of the off-heap index (fixed at construction)
  * @param rssBytes resident bytes of the cache's address space (index and slabs)
  * @param pageTableBytes bytes of the address space's page tables
+ * @param movedCount live entries copied forward out of chunks compacted by eviction
  */
 public record CacheStats(long hitCount, long missCount, long putCount, long removeCount, long evictionCount,
                          long collisionEvictionCount, long chunkEvictionCount, long entryCount, long liveBytes,
-                         long slabBytes, long budgetBytes, long indexBytes, long rssBytes, long pageTableBytes) {
+                         long slabBytes, long budgetBytes, long indexBytes, long rssBytes, long pageTableBytes,
+                         long movedCount) {
     /** Gets, hits and misses. */
     public long requestCount() {
         return hitCount + missCount;
@@ -43,6 +45,6 @@ public record CacheStats(long hitCount, long missCount, long putCount, long remo
                 + ", collisionEvictionCount=" + collisionEvictionCount + ", chunkEvictionCount=" + chunkEvictionCount
                 + ", entryCount=" + entryCount + ", liveBytes=" + liveBytes + ", slabBytes=" + slabBytes
                 + ", budgetBytes=" + budgetBytes + ", indexBytes=" + indexBytes + ", rssBytes=" + rssBytes
-                + ", pageTableBytes=" + pageTableBytes + '}';
+                + ", pageTableBytes=" + pageTableBytes + ", movedCount=" + movedCount + '}';
     }
 }

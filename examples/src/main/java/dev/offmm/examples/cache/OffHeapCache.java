@@ -217,7 +217,7 @@ public final class OffHeapCache implements AutoCloseable {
         return new CacheStats(sum[Session.HITS], sum[Session.MISSES], sum[Session.PUTS], sum[Session.REMOVES],
                 sum[Session.EVICTIONS], sum[Session.COLLISIONS], slabs.evictedChunks(), sum[Session.ENTRIES],
                 sum[Session.LIVE_BYTES], slabs.chunksInUse() * slabs.chunkBytes, budgetBytes, indexBytes,
-                vm.rssPages() * AddressSpace.PAGE_SIZE, vm.pageTableBytes());
+                vm.rssPages() * AddressSpace.PAGE_SIZE, vm.pageTableBytes(), sum[Session.MOVES]);
     }
 
     /** The largest value accepted. */
@@ -300,8 +300,13 @@ public final class OffHeapCache implements AutoCloseable {
         stripes.setRelease((int) (h & (STRIPES - 1)), 0);
     }
 
-    /** Eviction of a chunk: clears every slot that still points into it (no lock: CAS of the exact word). */
-    private void unlinkChunk(Session s, long chunk, int stride, int count) {
+    /**
+     * Eviction of a chunk: clears every slot that still points into it (no lock: CAS of the exact
+     * word), or with {@code compact} first tries to move the entry: a copy with a new stamp in its
+     * class's open chunk, linked by a CAS from the exact old word (a put or remove of the key that
+     * won meanwhile makes the copy garbage). Readers see either entry whole, by the same protocol.
+     */
+    private void unlinkChunk(Session s, long chunk, int stride, int count, boolean compact) {
         Mmu mmu = s.mmu;
         long freed = 0;
         long entries = 0;
@@ -314,12 +319,19 @@ public final class OffHeapCache implements AutoCloseable {
             long bucket = bucketOf(mix(key));
             long ref = ((e - slabs.base) >>> 4) + 1;
             for (int j = 0; j < SLOTS; j++) {
-                long w = mmu.getLongAcquire(bucket + 8L * j);
-                if ((w & REF_MASK) == ref && mmu.compareAndSetLong(bucket + 8L * j, w, 0)) {
-                    freed += lengthOf(w);
-                    entries++;
+                long a = bucket + 8L * j;
+                long w = mmu.getLongAcquire(a);
+                if ((w & REF_MASK) != ref) {
+                    continue;
+                }
+                if (compact && s.move(key, e, w, a)) {
                     break;
                 }
+                if (mmu.compareAndSetLong(a, w, 0)) {
+                    freed += lengthOf(w);
+                    entries++;
+                }
+                break;
             }
         }
         s.add(Session.EVICTIONS, entries);
@@ -340,7 +352,8 @@ public final class OffHeapCache implements AutoCloseable {
         static final int COLLISIONS = 5;
         static final int ENTRIES = 6;
         static final int LIVE_BYTES = 7;
-        static final int COUNTERS = 8;
+        static final int MOVES = 8;
+        static final int COUNTERS = 9;
 
         final Mmu mmu;
         private final long[] bucket = new long[SLOTS];
@@ -349,6 +362,8 @@ public final class OffHeapCache implements AutoCloseable {
         final long[] counts = new long[COUNTERS + 16];
         private final long stampBase;
         private long stamps;
+        /** For compaction only (a value in flight), allocated on first use. */
+        private byte[] scratch;
 
         Session(Mmu mmu, int id) {
             this.mmu = mmu;
@@ -452,7 +467,7 @@ public final class OffHeapCache implements AutoCloseable {
             try {
                 mmu.putLong(e + 8, key);
                 mmu.write(e + HEADER, value, off, len);
-                mmu.putLongRelease(e, stampBase | (++stamps << 1));
+                mmu.putLongRelease(e, nextStamp());
                 long h = mix(key);
                 publish(h, key, wordOf(h, len, e));
             } finally {
@@ -466,7 +481,8 @@ public final class OffHeapCache implements AutoCloseable {
             long tag = h >>> TAG_SHIFT;
             lock(h);
             try {
-                // Under the stripe lock, slots of this bucket change only to 0 (evictions).
+                // Under the stripe lock, other threads change slots of this bucket only to 0 (evictions) or,
+                // compacting, to a moved copy of the same key's entry; a failed CAS rescans.
                 while (true) {
                     int free = -1;
                     for (int i = 0; i < SLOTS; i++) {
@@ -477,6 +493,7 @@ public final class OffHeapCache implements AutoCloseable {
                         } else if (w >>> TAG_SHIFT == tag && mmu.getLong(entryOf(w) + 8) == key) {
                             if (mmu.compareAndSetLong(a, w, word)) {
                                 add(LIVE_BYTES, lengthOf(word) - lengthOf(w));
+                                linked(word, w);
                                 return;
                             }
                             free = i;
@@ -486,6 +503,7 @@ public final class OffHeapCache implements AutoCloseable {
                         if (mmu.compareAndSetLong(b + 8L * free, 0, word)) {
                             add(ENTRIES, 1);
                             add(LIVE_BYTES, lengthOf(word));
+                            linked(word, 0);
                             return;
                         }
                         continue;
@@ -497,11 +515,56 @@ public final class OffHeapCache implements AutoCloseable {
                     if (w != 0 && mmu.compareAndSetLong(a, w, word)) {
                         add(COLLISIONS, 1);
                         add(LIVE_BYTES, lengthOf(word) - lengthOf(w));
+                        linked(word, w);
                         return;
                     }
                 }
             } finally {
                 unlock(h);
+            }
+        }
+
+        private long nextStamp() {
+            return stampBase | (++stamps << 1);
+        }
+
+        /**
+         * Compaction: copies the entry at {@code e} (slot word {@code w} at {@code slot}) into its
+         * class's open chunk and relinks it; false if there was no room (the caller unlinks it).
+         */
+        boolean move(long key, long e, long w, long slot) {
+            int len = lengthOf(w);
+            long ne = slabs.tryAllocate(slabs.classFor(HEADER + len));
+            if (ne < 0) {
+                return false;
+            }
+            try {
+                if (scratch == null) {
+                    scratch = new byte[maxValueBytes];
+                }
+                mmu.read(e + HEADER, scratch, 0, len);
+                mmu.putLong(ne + 8, key);
+                mmu.write(ne + HEADER, scratch, 0, len);
+                mmu.putLongRelease(ne, nextStamp());
+                long nw = wordOf(mix(key), len, ne);
+                if (mmu.compareAndSetLong(slot, w, nw)) {
+                    slabs.live(ne, HEADER + len);
+                    add(MOVES, 1);
+                }
+                // Else a put or remove of the key replaced w first: nothing left to unlink.
+                return true;
+            } finally {
+                slabs.written(ne);
+            }
+        }
+
+        /** Slot word {@code now} replaced {@code was} (either may be 0): moves the chunks' live bytes. */
+        private void linked(long now, long was) {
+            if (now != 0) {
+                slabs.live(entryOf(now), HEADER + lengthOf(now));
+            }
+            if (was != 0) {
+                slabs.live(entryOf(was), -(HEADER + lengthOf(was)));
             }
         }
 
@@ -514,13 +577,20 @@ public final class OffHeapCache implements AutoCloseable {
             try {
                 for (int i = 0; i < SLOTS; i++) {
                     long a = b + 8L * i;
-                    long w = mmu.getLongAcquire(a);
-                    if (w != 0 && w >>> TAG_SHIFT == tag && mmu.getLong(entryOf(w) + 8) == key
-                            && mmu.compareAndSetLong(a, w, 0)) {
-                        add(REMOVES, 1);
-                        add(ENTRIES, -1);
-                        add(LIVE_BYTES, -lengthOf(w));
-                        return true;
+                    // Again while the CAS fails: an eviction may have cleared the slot, or a
+                    // compaction moved the key's entry (a new word for the same key).
+                    while (true) {
+                        long w = mmu.getLongAcquire(a);
+                        if (w == 0 || w >>> TAG_SHIFT != tag || mmu.getLong(entryOf(w) + 8) != key) {
+                            break;
+                        }
+                        if (mmu.compareAndSetLong(a, w, 0)) {
+                            add(REMOVES, 1);
+                            add(ENTRIES, -1);
+                            add(LIVE_BYTES, -lengthOf(w));
+                            linked(0, w);
+                            return true;
+                        }
                     }
                 }
                 return false;

@@ -8,6 +8,7 @@ import dev.offmm.core.Prot;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
 import java.util.concurrent.atomic.AtomicIntegerArray;
+import java.util.concurrent.locks.ReentrantLock;
 
 /**
  * The value store of an {@link OffHeapCache}: size classes (slabs) carved, one chunk at a time,
@@ -16,19 +17,24 @@ import java.util.concurrent.atomic.AtomicIntegerArray;
  * <p>A chunk holds entries of one size class at a fixed stride, bump-allocated from the class's
  * open chunk (under the class's lock: one lock per class, taken once per put). A full chunk joins
  * the CLOCK; a get that hits sets its chunk's reference bit. When taking a chunk would exceed the
- * budget, the hand sweeps the full chunks: a referenced chunk loses its bit (second chance), an
- * unreferenced one is evicted: its live entries are unlinked from the index, then its pages are
+ * budget, the hand sweeps the full chunks: a referenced chunk loses its bit (second chance) or, if
+ * most of its bytes are dead (replaced entries), is compacted; an unreferenced one is evicted: its
+ * live entries are unlinked from the index (or, compacting, copied forward), then its pages are
  * dropped with {@code DONTNEED} (resident memory falls at once; a stale reader sees zeros and
  * retries) and the chunk goes on the free stack for any class.
  *
- * <p>Per chunk (not per entry) there are four small heap arrays; nothing per entry is on the heap.
+ * <p>Per chunk (not per entry) there are five small heap arrays; nothing per entry is on the heap.
  * Lock order: class lock, then the eviction lock; a writer holds neither while it copies.
  */
 final class Slabs {
     /** Unlinks the live entries of a chunk that is being evicted. */
     interface Unlinker {
-        /** Unlinks every live entry among {@code count} entries of {@code stride} bytes at {@code chunk}. */
-        void unlinkChunk(OffHeapCache.Session session, long chunk, int stride, int count);
+        /**
+         * Unlinks every live entry among {@code count} entries of {@code stride} bytes at
+         * {@code chunk}; if {@code compact}, first tries to copy each into its class's open chunk
+         * ({@link #tryAllocate}) and relink it there.
+         */
+        void unlinkChunk(OffHeapCache.Session session, long chunk, int stride, int count, boolean compact);
     }
 
     static final int FREE = 0;
@@ -64,8 +70,10 @@ final class Slabs {
     private final byte[] referenced;
     private final int[] chunkClass;
     private final AtomicIntegerArray writers;
+    /** Bytes of the entries of each chunk that the index points to (headers included); a hint. */
+    private final AtomicIntegerArray liveBytes;
 
-    private final Object[] classLocks;
+    private final ReentrantLock[] classLocks;
     /** Per class, guarded by its lock: the open chunk (-1: none), next free and end address. */
     private final int[] openChunk;
     private final long[] next;
@@ -113,13 +121,14 @@ final class Slabs {
         this.referenced = new byte[chunkCount];
         this.chunkClass = new int[chunkCount];
         this.writers = new AtomicIntegerArray(chunkCount);
+        this.liveBytes = new AtomicIntegerArray(chunkCount);
         this.freeStack = new int[chunkCount];
-        this.classLocks = new Object[strides.length];
+        this.classLocks = new ReentrantLock[strides.length];
         this.openChunk = new int[strides.length];
         this.next = new long[strides.length];
         this.end = new long[strides.length];
         for (int i = 0; i < strides.length; i++) {
-            classLocks[i] = new Object();
+            classLocks[i] = new ReentrantLock();
             openChunk[i] = -1;
         }
     }
@@ -162,7 +171,9 @@ final class Slabs {
      */
     long allocate(OffHeapCache.Session session, int cls) {
         int stride = strides[cls];
-        synchronized (classLocks[cls]) {
+        ReentrantLock lock = classLocks[cls];
+        lock.lock();
+        try {
             long a = next[cls];
             if (openChunk[cls] < 0 || a + stride > end[cls]) {
                 int old = openChunk[cls];
@@ -177,7 +188,38 @@ final class Slabs {
             next[cls] = a + stride;
             writers.getAndIncrement(chunkOf(a));
             return a;
+        } finally {
+            lock.unlock();
         }
+    }
+
+    /**
+     * For compaction inside an eviction: room for one entry of class {@code cls} in its open chunk,
+     * or -1 if that chunk is full or its lock is busy (never waits, never takes a chunk, so an
+     * eviction holding other locks cannot deadlock here). Registers the caller as a writer.
+     */
+    long tryAllocate(int cls) {
+        int stride = strides[cls];
+        ReentrantLock lock = classLocks[cls];
+        if (!lock.tryLock()) {
+            return -1;
+        }
+        try {
+            long a = next[cls];
+            if (openChunk[cls] < 0 || a + stride > end[cls]) {
+                return -1;
+            }
+            next[cls] = a + stride;
+            writers.getAndIncrement(chunkOf(a));
+            return a;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** An entry at {@code address} of {@code bytes} bytes was linked (positive) or unlinked (negative). */
+    void live(long address, int bytes) {
+        liveBytes.getAndAdd(chunkOf(address), bytes);
     }
 
     /** The writer of the entry at {@code address} is done (published or abandoned). */
@@ -209,7 +251,13 @@ final class Slabs {
         }
     }
 
-    /** CLOCK: returns false if two sweeps found no full chunk (every chunk is open). Holds evictLock. */
+    /**
+     * CLOCK: a referenced chunk loses its bit (second chance), unless fewer than half of its bytes
+     * are still live (its entries were mostly replaced): then it is compacted, its live entries,
+     * recently read, copied forward into their classes' open chunks where there is room; an
+     * unreferenced chunk is evicted. Returns false if two sweeps found no full chunk (every chunk
+     * is open). Holds evictLock.
+     */
     private boolean evictOne(OffHeapCache.Session session) {
         int limit = fresh;
         for (int step = 0; step < 2 * limit + 1; step++) {
@@ -220,15 +268,19 @@ final class Slabs {
             }
             if ((byte) BYTES.getOpaque(referenced, c) != 0) {
                 BYTES.setOpaque(referenced, c, (byte) 0);
-                continue;
+                if (liveBytes.get(c) >= chunkBytes / 2) {
+                    continue;
+                }
+                evict(session, c, true);
+                return true;
             }
-            evict(session, c);
+            evict(session, c, false);
             return true;
         }
         return false;
     }
 
-    private void evict(OffHeapCache.Session session, int c) {
+    private void evict(OffHeapCache.Session session, int c, boolean compact) {
         INTS.setRelease(state, c, EVICTING);
         // Writers registered before the chunk was closed finish their copy and publish first.
         for (int spins = 0; writers.get(c) != 0; spins++) {
@@ -240,10 +292,11 @@ final class Slabs {
         }
         int stride = strides[chunkClass[c]];
         long chunk = base + ((long) c << chunkShift);
-        unlinker.unlinkChunk(session, chunk, stride, (int) (chunkBytes / stride));
+        unlinker.unlinkChunk(session, chunk, stride, (int) (chunkBytes / stride), compact);
         // Unlinked first: from here no slot points into the chunk, and readers that still hold an
         // old reference see zeros (or a later entry's stamp) and retry.
         as.madvise(chunk, chunkBytes, Advice.DONTNEED);
+        liveBytes.set(c, 0);
         INTS.setRelease(state, c, FREE);
         freeStack[freeTop++] = c;
         inUse--;
