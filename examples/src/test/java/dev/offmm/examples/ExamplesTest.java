@@ -3,12 +3,17 @@ package dev.offmm.examples;
 import dev.offmm.core.AddressSpace;
 import dev.offmm.core.Mmu;
 import dev.offmm.core.VmConfig;
+import dev.offmm.examples.cache.CacheBench;
+import dev.offmm.examples.cache.CacheStats;
 import dev.offmm.offheap.PhysicalMemory;
 import org.junit.jupiter.api.Test;
 
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.util.List;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -37,24 +42,35 @@ class ExamplesTest {
     }
 
     @Test
-    void shouldHitMissAndEvictWithoutTornReads() throws InterruptedException {
-        try (PhysicalMemory memory = PhysicalMemory.create(64L << 20);
-             AddressSpace as = AddressSpace.create(memory, VmConfig.defaults())) {
-            try (Mmu mmu = as.attach(); ConcurrentPageCache cache = new ConcurrentPageCache(as, 64)) {
-                byte[] v = {1, 2, 3};
-                byte[] r = new byte[3];
-                assertFalse(cache.get(mmu, 7, r));
-                cache.put(mmu, 7, v);
-                assertTrue(cache.get(mmu, 7, r));
-                assertArrayEquals(v, r);
-                assertFalse(cache.get(mmu, 7 + 64, r), "another key in the slot is a miss");
-                cache.evict(7, 1);
-                assertFalse(cache.get(mmu, 7, r), "evicted");
-                assertEquals(0, as.stats().rssPages());
-            }
-            ExamplesMain.cache(as, 4, 0.3);
-            ExamplesMain.arena(as);
+    void shouldRunTheCacheExampleWithoutWrongValues() throws InterruptedException {
+        CacheStats s = ExamplesMain.cache(2, 0.5);
+        assertTrue(s.hitCount() > 0 && s.missCount() > 0 && s.putCount() > 0, s.toString());
+        assertTrue(s.slabBytes() <= s.budgetBytes(), s.toString());
+    }
+
+    @Test
+    void shouldRunTheCacheBenchTinyAndReportEveryPeer() {
+        ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+        ByteArrayOutputStream errs = new ByteArrayOutputStream();
+        int code = CacheBench.run(new String[] {"--entries", "20000", "--threads", "1", "--rounds", "1",
+            "--seconds", "0.5", "--warmup", "0.2", "--xmx", "512m"},
+                new PrintStream(bytes, true, StandardCharsets.UTF_8), new PrintStream(errs, true, StandardCharsets.UTF_8));
+        String out = bytes.toString(StandardCharsets.UTF_8);
+        assertEquals(0, code, out + errs);
+        List<String> rows = out.lines().dropWhile(l -> !l.equals(CacheBench.CSV_HEADER)).skip(1).toList();
+        assertEquals(3, rows.size(), out);
+        for (String row : rows) {
+            String[] f = row.split(",");
+            assertTrue(Long.parseLong(f[5]) > 1000, "throughput of " + row);
+            assertTrue(Long.parseLong(f[7]) > 0 && Double.parseDouble(f[8]) > 0.1, "p99 and hit rate of " + row);
+            assertTrue(Long.parseLong(f[11]) > 0 && Long.parseLong(f[12]) > 0, "heap and RSS of " + row);
         }
+        assertTrue(rows.get(0).startsWith("1,offmm,1,") && Long.parseLong(rows.get(0).split(",")[13]) > 0, out);
+        // A usage error is one line and status 2, not a stack trace.
+        errs.reset();
+        assertEquals(2, CacheBench.run(new String[] {"--threads", "-1"}, new PrintStream(bytes), new PrintStream(errs)));
+        assertEquals(1, errs.toString().lines().count(), errs.toString());
+        assertTrue(errs.toString().contains("--threads"), errs.toString());
     }
 
     @Test

@@ -59,12 +59,27 @@ public final class ArenaRssBench {
 
     /** Runs the cycles for all four and prints the table; see the class comment for the arguments. */
     public static void main(String[] args) throws InterruptedException {
-        long totalMiB = arg(args, 0, "totalMiB", 256, 1, 16 << 10);
-        long blockKiB = arg(args, 1, "blockKiB", 64, 4, totalMiB << 10);
-        long cycles = arg(args, 2, "cycles", 2, 1, 1000);
-        long reportMs = arg(args, 3, "reportMs", 100, 0, 60_000);
-        if ((blockKiB & 3) != 0) {
-            throw new IllegalArgumentException("blockKiB=" + blockKiB + " (expected a multiple of 4)");
+        long totalMiB;
+        long blockKiB;
+        long cycles;
+        long reportMs;
+        try {
+            if (args.length > 4) {
+                throw new IllegalArgumentException("unexpected argument '" + args[4] + "'");
+            }
+            totalMiB = arg(args, 0, "totalMiB", 256, 1, 16 << 10);
+            blockKiB = arg(args, 1, "blockKiB", 64, 4, totalMiB << 10);
+            cycles = arg(args, 2, "cycles", 2, 1, 1000);
+            reportMs = arg(args, 3, "reportMs", 100, 0, 60_000);
+            if ((blockKiB & 3) != 0) {
+                throw new IllegalArgumentException("blockKiB=" + blockKiB + " (expected a multiple of 4)");
+            }
+        } catch (IllegalArgumentException e) {
+            // A usage error: one line and status 2, as every offmm command answers one.
+            System.err.println("offmm example arena-rss: " + e.getMessage()
+                    + "; usage: arena-rss [totalMiB=256] [blockKiB=64] [cycles=2] [reportMs=100]");
+            System.exit(2);
+            return;
         }
         run(System.out, totalMiB << 20, blockKiB << 10, (int) cycles, reportMs);
     }

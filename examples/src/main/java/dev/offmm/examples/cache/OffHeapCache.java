@@ -1,0 +1,664 @@
+package dev.offmm.examples.cache;
+
+import dev.offmm.core.AddressSpace;
+import dev.offmm.core.Advice;
+import dev.offmm.core.MapFlags;
+import dev.offmm.core.Mmu;
+import dev.offmm.core.Prot;
+import dev.offmm.core.VmConfig;
+import dev.offmm.core.VmStats;
+import dev.offmm.offheap.PhysicalMemory;
+
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+import java.lang.foreign.MemorySegment;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.atomic.AtomicIntegerArray;
+
+/**
+ * A concurrent off-heap cache of {@code long} keys and variable-size {@code byte[]} values
+ * (0 to {@link Builder#maxValueBytes} bytes) on offmm, with no Java object per entry.
+ *
+ * <h2>Layout</h2>
+ * The cache owns a {@link PhysicalMemory} sized to its budget plus the index and an
+ * {@link AddressSpace} with two {@code NORESERVE} mappings:
+ * <ul>
+ * <li>the <b>index</b>: {@code 2^k} buckets of one cache line, 8 slots of one word each,
+ *   {@code tag(12) | length(16) | entry reference(36)}, 0 = empty. A key lives only in its home
+ *   bucket (no probe chains, so no tombstones); a full bucket drops one of its entries, which a
+ *   cache may do. The bucket count is fixed at construction from the expected entries (three per
+ *   bucket on average at most, eight at most): the index is not resized.</li>
+ * <li>the <b>slabs</b> ({@link Slabs}): size classes carved in chunks from a reservation four times
+ *   the budget; an entry is {@code stamp(8) | key(8) | value}.</li>
+ * </ul>
+ *
+ * <h2>Concurrency</h2>
+ * Gets take no lock and write nothing shared but a chunk's reference bit (only when clear): they
+ * copy the bucket (one access; a torn copy is caught by the checks below), and for a slot whose
+ * tag matches, make a seqlock read of the entry: the stamp (acquire), the key, the value, a
+ * load-load fence, the stamp again and the slot again. A stamp is unique over the cache's life
+ * (session id and counter) and set, by a release store, only after the entry is written, and an
+ * entry is never changed in place: it is written once into memory that was zero, and its memory
+ * is dropped (zero again) only after its slot was cleared. So equal stamps and an unchanged slot
+ * mean the copy is the whole value of that key, published at the time; anything else retries.
+ * Puts copy the entry outside any lock, then publish it under the bucket's stripe lock with a
+ * CAS; eviction unlinks with a CAS of the exact slot word to 0, so a put and an eviction of the
+ * same slot settle by which CAS wins.
+ *
+ * <h2>Threads</h2>
+ * Each thread works through its own {@link Session} ({@link #session()}, like an {@link Mmu});
+ * the methods on the cache itself use a per-thread session of their own.
+ */
+public final class OffHeapCache implements AutoCloseable {
+    /** The largest {@link Builder#maxValueBytes}: lengths are 16 bits in a slot. */
+    public static final int MAX_VALUE_LIMIT = 0xFFFF;
+    static final int HEADER = 16;
+    static final int SLOTS = 8;
+    private static final int STRIPES = 4096;
+    private static final int LEN_SHIFT = 36;
+    private static final long REF_MASK = (1L << LEN_SHIFT) - 1;
+    private static final int TAG_SHIFT = 52;
+    private static final VarHandle LONGS = MethodHandles.arrayElementVarHandle(long[].class);
+
+    private final PhysicalMemory memory;
+    private final AddressSpace as;
+    private final Slabs slabs;
+    private final long indexMapping;
+    private final long indexBase;
+    private final long indexBytes;
+    private final long bucketMask;
+    private final long maxRef;
+    private final int maxValueBytes;
+    private final long budgetBytes;
+    private final AtomicIntegerArray stripes = new AtomicIntegerArray(STRIPES);
+    private final CopyOnWriteArrayList<Session> sessions = new CopyOnWriteArrayList<>();
+    private final ThreadLocal<Session> local = new ThreadLocal<>();
+    private int sessionIds;
+    private volatile boolean closed;
+
+    private OffHeapCache(Builder b) {
+        this.maxValueBytes = b.maxValueBytes;
+        this.budgetBytes = b.budgetBytes;
+        long buckets = Long.highestOneBit(Math.max(64, (b.expectedEntries + 2) / 3) - 1) << 1;
+        this.bucketMask = buckets - 1;
+        this.indexBytes = buckets * SLOTS * Long.BYTES;
+        boolean hugeIndex = indexBytes >= Slabs.HUGE;
+        int maxEntry = HEADER + maxValueBytes;
+        long chunk = b.chunkBytes != 0 ? b.chunkBytes : defaultChunk(b.budgetBytes, maxEntry);
+        if (chunk < 8L * maxEntry || Long.bitCount(chunk) != 1 || chunk < AddressSpace.PAGE_SIZE) {
+            throw new IllegalArgumentException("chunkBytes=" + chunk + " (expected a power of two >= 4096 and >= 8 entries of "
+                    + maxEntry + " bytes)");
+        }
+        if (b.budgetBytes < 64 * chunk) {
+            throw new IllegalArgumentException("budgetBytes=" + b.budgetBytes + " (expected >= 64 chunks of " + chunk
+                    + " bytes: lower maxValueBytes or chunkBytes, or raise the budget)");
+        }
+        // Frames: the budget, the index, page tables and room for chunks in flight.
+        long frames = b.budgetBytes + indexBytes + b.budgetBytes / 8 + 64 * chunk + (64L << 20);
+        long huge = PhysicalMemory.HUGE_PAGE_SIZE;
+        this.memory = PhysicalMemory.create(Math.min(PhysicalMemory.MAX_BYTES, (frames + huge - 1) / huge * huge));
+        AddressSpace space = null;
+        try {
+            space = AddressSpace.create(memory, VmConfig.defaults());
+            this.indexMapping = space.mmap(0, indexBytes + (hugeIndex ? Slabs.HUGE : 0), Prot.READ | Prot.WRITE,
+                    MapFlags.NORESERVE);
+            this.indexBase = hugeIndex ? (indexMapping + Slabs.HUGE - 1) & -Slabs.HUGE : indexMapping;
+            if (hugeIndex) {
+                // Committed now, in huge pages (a get's read fault would map 4 KiB zero pages).
+                space.madvise(indexBase, indexBytes, Advice.HUGEPAGE);
+                for (long a = indexBase; a < indexBase + indexBytes; a += Slabs.HUGE) {
+                    space.putLong(a, 0);
+                }
+            }
+            this.slabs = new Slabs(space, b.budgetBytes, chunk, maxEntry, this::unlinkChunk);
+            this.as = space;
+        } catch (RuntimeException | Error e) {
+            if (space != null) {
+                space.close();
+            }
+            memory.close();
+            throw e;
+        }
+        this.maxRef = slabs.regionBytes / Slabs.ALIGN;
+    }
+
+    /**
+     * A chunk of at least 8 of the largest entries and about 1/256 of the budget, 64 KiB to 2 MiB
+     * (each size class keeps one chunk open, so small chunks waste less of a small budget): from a
+     * 512 MiB budget on, chunks are huge pages (one TLB entry each).
+     */
+    static long defaultChunk(long budget, int maxEntry) {
+        long c = Math.clamp(Long.highestOneBit(Math.max(1, budget / 256)), 64L << 10, 2L << 20);
+        while (c < 8L * maxEntry) {
+            c <<= 1;
+        }
+        return c;
+    }
+
+    /** A builder with a 64 MiB budget, 100,000 expected entries and values up to 16 KiB. */
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    // ---- the calling thread's session
+
+    /** {@link Session#get(long, byte[])} on the calling thread's session. */
+    public int get(long key, byte[] dst) {
+        return mine().get(key, dst);
+    }
+
+    /** {@link Session#get(long)} on the calling thread's session. */
+    public byte[] get(long key) {
+        return mine().get(key);
+    }
+
+    /** {@link Session#put(long, byte[])} on the calling thread's session. */
+    public void put(long key, byte[] value) {
+        mine().put(key, value);
+    }
+
+    /** {@link Session#put(long, byte[], int, int)} on the calling thread's session. */
+    public void put(long key, byte[] value, int off, int len) {
+        mine().put(key, value, off, len);
+    }
+
+    /** {@link Session#remove(long)} on the calling thread's session. */
+    public boolean remove(long key) {
+        return mine().remove(key);
+    }
+
+    /**
+     * The calling thread's session, opened (an {@link Mmu} attached) on first use: one per thread,
+     * shared with the methods on the cache itself. Closing it detaches; the next call opens anew.
+     */
+    public Session session() {
+        Session s = local.get();
+        if (s != null) {
+            return s;
+        }
+        ensureOpen();
+        int id;
+        synchronized (sessions) {
+            id = ++sessionIds;
+        }
+        s = new Session(as.attach(), id);
+        sessions.add(s);
+        local.set(s);
+        return s;
+    }
+
+    private Session mine() {
+        Session s = local.get();
+        return s != null ? s : session();
+    }
+
+    /**
+     * Evicts full chunks (CLOCK order, reference bits honoured) until at most {@code bytes} of
+     * slab memory is in use or only open chunks remain; their pages go back at once.
+     */
+    public void trimTo(long bytes) {
+        if (bytes < 0) {
+            throw new IllegalArgumentException("bytes=" + bytes + " (expected >= 0)");
+        }
+        slabs.trim(mine(), bytes / slabs.chunkBytes);
+    }
+
+    // ---- stats and lifecycle
+
+    /** Counters and memory now. */
+    public CacheStats stats() {
+        long[] sum = new long[Session.COUNTERS];
+        for (Session s : sessions) {
+            for (int i = 0; i < sum.length; i++) {
+                sum[i] += (long) LONGS.getOpaque(s.counts, i);
+            }
+        }
+        VmStats vm = as.stats();
+        return new CacheStats(sum[Session.HITS], sum[Session.MISSES], sum[Session.PUTS], sum[Session.REMOVES],
+                sum[Session.EVICTIONS], sum[Session.COLLISIONS], slabs.evictedChunks(), sum[Session.ENTRIES],
+                sum[Session.LIVE_BYTES], slabs.chunksInUse() * slabs.chunkBytes, budgetBytes, indexBytes,
+                vm.rssPages() * AddressSpace.PAGE_SIZE, vm.pageTableBytes(), sum[Session.MOVES]);
+    }
+
+    /** The largest value accepted. */
+    public int maxValueBytes() {
+        return maxValueBytes;
+    }
+
+    /** Bytes per slab chunk (the eviction unit). */
+    public long chunkBytes() {
+        return slabs.chunkBytes;
+    }
+
+    /** The cache's address space, for inspection ({@code stats()}, {@code mappings()}). */
+    public AddressSpace addressSpace() {
+        return as;
+    }
+
+    /**
+     * Unmaps everything and closes the address space (which verifies nothing leaked) and the
+     * memory. No session may be used concurrently or afterwards.
+     */
+    @Override
+    public void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        try {
+            slabs.close();
+            as.munmap(indexMapping, indexBytes + (indexBytes >= Slabs.HUGE ? Slabs.HUGE : 0));
+            as.close();
+        } finally {
+            memory.close();
+        }
+    }
+
+    private void ensureOpen() {
+        if (closed) {
+            throw new IllegalStateException("cache is closed");
+        }
+    }
+
+    // ---- index
+
+    static long mix(long key) {
+        long z = key * 0x9E3779B97F4A7C15L;
+        z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
+        z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
+        return z ^ (z >>> 31);
+    }
+
+    private long bucketOf(long h) {
+        return indexBase + ((h & bucketMask) << 6);
+    }
+
+    private long entryOf(long word) {
+        return slabs.base + (((word & REF_MASK) - 1) << 4);
+    }
+
+    private long wordOf(long h, int len, long entry) {
+        return (h >>> TAG_SHIFT) << TAG_SHIFT | (long) len << LEN_SHIFT | (((entry - slabs.base) >>> 4) + 1);
+    }
+
+    private static int lengthOf(long word) {
+        return (int) (word >>> LEN_SHIFT) & 0xFFFF;
+    }
+
+    private void lock(long h) {
+        int i = (int) (h & (STRIPES - 1));
+        for (int spins = 0; !stripes.compareAndSet(i, 0, 1); spins++) {
+            if (spins < 64) {
+                Thread.onSpinWait();
+            } else {
+                Thread.yield();
+            }
+        }
+    }
+
+    private void unlock(long h) {
+        stripes.setRelease((int) (h & (STRIPES - 1)), 0);
+    }
+
+    /**
+     * Eviction of a chunk: clears every slot that still points into it (no lock: CAS of the exact
+     * word), or with {@code compact} first tries to move the entry: a copy with a new stamp in its
+     * class's open chunk, linked by a CAS from the exact old word (a put or remove of the key that
+     * won meanwhile makes the copy garbage). Readers see either entry whole, by the same protocol.
+     */
+    private void unlinkChunk(Session s, long chunk, int stride, int count, boolean compact) {
+        Mmu mmu = s.mmu;
+        long freed = 0;
+        long entries = 0;
+        for (int i = 0; i < count; i++) {
+            long e = chunk + (long) i * stride;
+            if (mmu.getLongAcquire(e) == 0) {
+                continue;
+            }
+            long key = mmu.getLong(e + 8);
+            long bucket = bucketOf(mix(key));
+            long ref = ((e - slabs.base) >>> 4) + 1;
+            for (int j = 0; j < SLOTS; j++) {
+                long a = bucket + 8L * j;
+                long w = mmu.getLongAcquire(a);
+                if ((w & REF_MASK) != ref) {
+                    continue;
+                }
+                if (compact && s.move(key, e, w, a)) {
+                    break;
+                }
+                if (mmu.compareAndSetLong(a, w, 0)) {
+                    freed += lengthOf(w);
+                    entries++;
+                }
+                break;
+            }
+        }
+        s.add(Session.EVICTIONS, entries);
+        s.add(Session.ENTRIES, -entries);
+        s.add(Session.LIVE_BYTES, -freed);
+    }
+
+    /**
+     * One thread's handle on the cache: its {@link Mmu}, a bucket buffer, its stamps and its counters. Confined
+     * to the thread that opened it; the cache stays usable after a session closes.
+     */
+    public final class Session implements AutoCloseable {
+        static final int HITS = 0;
+        static final int MISSES = 1;
+        static final int PUTS = 2;
+        static final int REMOVES = 3;
+        static final int EVICTIONS = 4;
+        static final int COLLISIONS = 5;
+        static final int ENTRIES = 6;
+        static final int LIVE_BYTES = 7;
+        static final int MOVES = 8;
+        static final int COUNTERS = 9;
+
+        final Mmu mmu;
+        private final long[] bucket = new long[SLOTS];
+        private final MemorySegment bucketView = MemorySegment.ofArray(bucket);
+        /** Written by the owner only (opaque), summed by {@link #stats()}; padded against false sharing. */
+        final long[] counts = new long[COUNTERS + 16];
+        private final long stampBase;
+        private long stamps;
+        /** For compaction only (a value in flight), allocated on first use. */
+        private byte[] scratch;
+
+        Session(Mmu mmu, int id) {
+            this.mmu = mmu;
+            this.stampBase = (long) id << 41;
+        }
+
+        void add(int counter, long delta) {
+            LONGS.setOpaque(counts, counter, (long) LONGS.getOpaque(counts, counter) + delta);
+        }
+
+        /**
+         * Copies the value of {@code key} into {@code dst} (its first {@code min(length, dst.length)}
+         * bytes) and returns the value's length, or returns -1 if the key is absent. Allocates nothing.
+         */
+        public int get(long key, byte[] dst) {
+            if (dst == null) {
+                throw new IllegalArgumentException("dst is null");
+            }
+            long h = mix(key);
+            long b = bucketOf(h);
+            long tag = h >>> TAG_SHIFT;
+            retry:
+            while (true) {
+                // The whole bucket in one access (a miss looks at every slot).
+                mmu.read(b, bucketView);
+                for (int i = 0; i < SLOTS; i++) {
+                    long w = bucket[i];
+                    if (w == 0 || w >>> TAG_SHIFT != tag) {
+                        continue;
+                    }
+                    if ((w & REF_MASK) > maxRef) {
+                        continue retry;
+                    }
+                    long e = entryOf(w);
+                    long stamp = mmu.getLongAcquire(e);
+                    if (stamp == 0) {
+                        continue retry;
+                    }
+                    boolean same = mmu.getLong(e + 8) == key;
+                    int len = lengthOf(w);
+                    if (same) {
+                        mmu.read(e + HEADER, dst, 0, Math.min(len, dst.length));
+                    }
+                    VarHandle.loadLoadFence();
+                    if (mmu.getLong(e) != stamp || mmu.getLong(b + 8L * i) != w) {
+                        continue retry;
+                    }
+                    if (same) {
+                        slabs.touch(e);
+                        add(HITS, 1);
+                        return len;
+                    }
+                }
+                add(MISSES, 1);
+                return -1;
+            }
+        }
+
+        /** The value of {@code key} in a new array, or null if absent. */
+        public byte[] get(long key) {
+            byte[] v = new byte[256];
+            while (true) {
+                int n = get(key, v);
+                if (n < 0) {
+                    return null;
+                }
+                if (n <= v.length) {
+                    return n == v.length ? v : java.util.Arrays.copyOf(v, n);
+                }
+                v = new byte[n];
+            }
+        }
+
+        /** Stores {@code value} under {@code key}. */
+        public void put(long key, byte[] value) {
+            if (value == null) {
+                throw new IllegalArgumentException("value is null");
+            }
+            put(key, value, 0, value.length);
+        }
+
+        /**
+         * Stores {@code value[off .. off+len)} under {@code key}, replacing its value; may evict.
+         *
+         * @throws IllegalArgumentException if the range is not in the array or {@code len} exceeds
+         *     {@link Builder#maxValueBytes}
+         */
+        public void put(long key, byte[] value, int off, int len) {
+            if (value == null) {
+                throw new IllegalArgumentException("value is null");
+            }
+            if (off < 0 || len < 0 || off > value.length - len) {
+                throw new IllegalArgumentException("off=" + off + ", len=" + len + " (expected a range of value["
+                        + value.length + "])");
+            }
+            if (len > maxValueBytes) {
+                throw new IllegalArgumentException("len=" + len + " (expected <= maxValueBytes=" + maxValueBytes + ")");
+            }
+            int cls = slabs.classFor(HEADER + len);
+            long e = slabs.allocate(this, cls);
+            try {
+                mmu.putLong(e + 8, key);
+                mmu.write(e + HEADER, value, off, len);
+                mmu.putLongRelease(e, nextStamp());
+                long h = mix(key);
+                publish(h, key, wordOf(h, len, e));
+            } finally {
+                slabs.written(e);
+            }
+            add(PUTS, 1);
+        }
+
+        private void publish(long h, long key, long word) {
+            long b = bucketOf(h);
+            long tag = h >>> TAG_SHIFT;
+            lock(h);
+            try {
+                // Under the stripe lock, other threads change slots of this bucket only to 0 (evictions) or,
+                // compacting, to a moved copy of the same key's entry; a failed CAS rescans.
+                while (true) {
+                    int free = -1;
+                    for (int i = 0; i < SLOTS; i++) {
+                        long a = b + 8L * i;
+                        long w = mmu.getLongAcquire(a);
+                        if (w == 0) {
+                            free = free < 0 ? i : free;
+                        } else if (w >>> TAG_SHIFT == tag && mmu.getLong(entryOf(w) + 8) == key) {
+                            if (mmu.compareAndSetLong(a, w, word)) {
+                                add(LIVE_BYTES, lengthOf(word) - lengthOf(w));
+                                linked(word, w);
+                                return;
+                            }
+                            free = i;
+                        }
+                    }
+                    if (free >= 0) {
+                        if (mmu.compareAndSetLong(b + 8L * free, 0, word)) {
+                            add(ENTRIES, 1);
+                            add(LIVE_BYTES, lengthOf(word));
+                            linked(word, 0);
+                            return;
+                        }
+                        continue;
+                    }
+                    // Full bucket: drop one entry (chosen by the hash's middle bits).
+                    int v = (int) (h >>> 32) & (SLOTS - 1);
+                    long a = b + 8L * v;
+                    long w = mmu.getLongAcquire(a);
+                    if (w != 0 && mmu.compareAndSetLong(a, w, word)) {
+                        add(COLLISIONS, 1);
+                        add(LIVE_BYTES, lengthOf(word) - lengthOf(w));
+                        linked(word, w);
+                        return;
+                    }
+                }
+            } finally {
+                unlock(h);
+            }
+        }
+
+        private long nextStamp() {
+            return stampBase | (++stamps << 1);
+        }
+
+        /**
+         * Compaction: copies the entry at {@code e} (slot word {@code w} at {@code slot}) into its
+         * class's open chunk and relinks it; false if there was no room (the caller unlinks it).
+         */
+        boolean move(long key, long e, long w, long slot) {
+            int len = lengthOf(w);
+            long ne = slabs.tryAllocate(slabs.classFor(HEADER + len));
+            if (ne < 0) {
+                return false;
+            }
+            try {
+                if (scratch == null) {
+                    scratch = new byte[maxValueBytes];
+                }
+                mmu.read(e + HEADER, scratch, 0, len);
+                mmu.putLong(ne + 8, key);
+                mmu.write(ne + HEADER, scratch, 0, len);
+                mmu.putLongRelease(ne, nextStamp());
+                long nw = wordOf(mix(key), len, ne);
+                if (mmu.compareAndSetLong(slot, w, nw)) {
+                    slabs.live(ne, HEADER + len);
+                    add(MOVES, 1);
+                }
+                // Else a put or remove of the key replaced w first: nothing left to unlink.
+                return true;
+            } finally {
+                slabs.written(ne);
+            }
+        }
+
+        /** Slot word {@code now} replaced {@code was} (either may be 0): moves the chunks' live bytes. */
+        private void linked(long now, long was) {
+            if (now != 0) {
+                slabs.live(entryOf(now), HEADER + lengthOf(now));
+            }
+            if (was != 0) {
+                slabs.live(entryOf(was), -(HEADER + lengthOf(was)));
+            }
+        }
+
+        /** Removes {@code key}; returns whether it was present. */
+        public boolean remove(long key) {
+            long h = mix(key);
+            long b = bucketOf(h);
+            long tag = h >>> TAG_SHIFT;
+            lock(h);
+            try {
+                for (int i = 0; i < SLOTS; i++) {
+                    long a = b + 8L * i;
+                    // Again while the CAS fails: an eviction may have cleared the slot, or a
+                    // compaction moved the key's entry (a new word for the same key).
+                    while (true) {
+                        long w = mmu.getLongAcquire(a);
+                        if (w == 0 || w >>> TAG_SHIFT != tag || mmu.getLong(entryOf(w) + 8) != key) {
+                            break;
+                        }
+                        if (mmu.compareAndSetLong(a, w, 0)) {
+                            add(REMOVES, 1);
+                            add(ENTRIES, -1);
+                            add(LIVE_BYTES, -lengthOf(w));
+                            linked(0, w);
+                            return true;
+                        }
+                    }
+                }
+                return false;
+            } finally {
+                unlock(h);
+            }
+        }
+
+        /** Detaches this session's {@link Mmu}; its counters stay in the stats. */
+        @Override
+        public void close() {
+            mmu.close();
+            if (local.get() == this) {
+                local.remove();
+            }
+        }
+    }
+
+    /** Configuration of an {@link OffHeapCache}. */
+    public static final class Builder {
+        private long budgetBytes = 64L << 20;
+        private long expectedEntries = 100_000;
+        private int maxValueBytes = 16 << 10;
+        private long chunkBytes;
+
+        private Builder() {
+        }
+
+        /** Bytes of slab memory the cache may hold (entries with headers and slack); eviction keeps within it. */
+        public Builder budgetBytes(long bytes) {
+            if (bytes <= 0 || bytes > PhysicalMemory.MAX_BYTES / 2) {
+                throw new IllegalArgumentException("budgetBytes=" + bytes + " (expected 1 .. "
+                        + PhysicalMemory.MAX_BYTES / 2 + ")");
+            }
+            this.budgetBytes = bytes;
+            return this;
+        }
+
+        /** Entries expected at most: sizes the index (fixed, never resized), 16 bytes per entry. */
+        public Builder expectedEntries(long entries) {
+            if (entries <= 0 || entries > 1L << 32) {
+                throw new IllegalArgumentException("expectedEntries=" + entries + " (expected 1 .. 2^32)");
+            }
+            this.expectedEntries = entries;
+            return this;
+        }
+
+        /** The largest value, in bytes (at most {@link #MAX_VALUE_LIMIT}). */
+        public Builder maxValueBytes(int bytes) {
+            if (bytes < 0 || bytes > MAX_VALUE_LIMIT) {
+                throw new IllegalArgumentException("maxValueBytes=" + bytes + " (expected 0 .. " + MAX_VALUE_LIMIT + ")");
+            }
+            this.maxValueBytes = bytes;
+            return this;
+        }
+
+        /** Bytes per slab chunk, the eviction unit (a power of two); 0 chooses from the budget. */
+        public Builder chunkBytes(long bytes) {
+            if (bytes < 0) {
+                throw new IllegalArgumentException("chunkBytes=" + bytes + " (expected >= 0)");
+            }
+            this.chunkBytes = bytes;
+            return this;
+        }
+
+        /** A new cache. */
+        public OffHeapCache build() {
+            return new OffHeapCache(this);
+        }
+    }
+}

@@ -1,0 +1,339 @@
+package dev.offmm.examples.cache;
+
+import dev.offmm.core.AddressSpace;
+import dev.offmm.core.Advice;
+import dev.offmm.core.MapFlags;
+import dev.offmm.core.Prot;
+
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+import java.util.concurrent.atomic.AtomicIntegerArray;
+import java.util.concurrent.locks.ReentrantLock;
+
+/**
+ * The value store of an {@link OffHeapCache}: size classes (slabs) carved, one chunk at a time,
+ * from one large {@code NORESERVE} mapping, and CLOCK eviction of whole chunks under a byte budget.
+ *
+ * <p>A chunk holds entries of one size class at a fixed stride, bump-allocated from the class's
+ * open chunk (under the class's lock: one lock per class, taken once per put). A full chunk joins
+ * the CLOCK; a get that hits sets its chunk's reference bit. When taking a chunk would exceed the
+ * budget, the hand sweeps the full chunks: a referenced chunk loses its bit (second chance) or, if
+ * most of its bytes are dead (replaced entries), is compacted; an unreferenced one is evicted: its
+ * live entries are unlinked from the index (or, compacting, copied forward), then its pages are
+ * dropped with {@code DONTNEED} (resident memory falls at once; a stale reader sees zeros and
+ * retries) and the chunk goes on the free stack for any class.
+ *
+ * <p>Per chunk (not per entry) there are five small heap arrays; nothing per entry is on the heap.
+ * Lock order: class lock, then the eviction lock; a writer holds neither while it copies.
+ */
+final class Slabs {
+    /** Unlinks the live entries of a chunk that is being evicted. */
+    interface Unlinker {
+        /**
+         * Unlinks every live entry among {@code count} entries of {@code stride} bytes at
+         * {@code chunk}; if {@code compact}, first tries to copy each into its class's open chunk
+         * ({@link #tryAllocate}) and relink it there.
+         */
+        void unlinkChunk(OffHeapCache.Session session, long chunk, int stride, int count, boolean compact);
+    }
+
+    static final int FREE = 0;
+    static final int OPEN = 1;
+    static final int FULL = 2;
+    static final int EVICTING = 3;
+
+    private static final VarHandle INTS = MethodHandles.arrayElementVarHandle(int[].class);
+    private static final VarHandle BYTES = MethodHandles.arrayElementVarHandle(byte[].class);
+    /** Entry strides are multiples of this (index references count in these units). */
+    static final int ALIGN = 16;
+
+    /** Bytes of a huge page. */
+    static final long HUGE = 2L << 20;
+
+    private final AddressSpace as;
+    private final Unlinker unlinker;
+    private final long mapped;
+    private final boolean huge;
+    final long base;
+    final long regionBytes;
+    final int chunkShift;
+    final long chunkBytes;
+    private final int chunkCount;
+    private final long maxChunks;
+
+    /** Stride of each class, ascending; the last holds the largest entry. */
+    final int[] strides;
+    /** Class of an entry of {@code n} bytes: {@code classOf[(n + ALIGN - 1) / ALIGN]}. */
+    private final byte[] classOf;
+
+    private final int[] state;
+    private final byte[] referenced;
+    private final int[] chunkClass;
+    private final AtomicIntegerArray writers;
+    /** Bytes of the entries of each chunk that the index points to (headers included); a hint. */
+    private final AtomicIntegerArray liveBytes;
+
+    private final ReentrantLock[] classLocks;
+    /** Per class, guarded by its lock: the open chunk (-1: none), next free and end address. */
+    private final int[] openChunk;
+    private final long[] next;
+    private final long[] end;
+
+    private final Object evictLock = new Object();
+    /** Guarded by evictLock. */
+    private final int[] freeStack;
+    private int freeTop;
+    private int fresh;
+    private int hand;
+    private long inUse;
+    private long evictedChunks;
+    private long overBudget;
+
+    Slabs(AddressSpace as, long budgetBytes, long chunkBytes, int maxEntryBytes, Unlinker unlinker) {
+        this.as = as;
+        this.unlinker = unlinker;
+        this.chunkBytes = chunkBytes;
+        this.chunkShift = Long.numberOfTrailingZeros(chunkBytes);
+        this.maxChunks = budgetBytes / chunkBytes;
+        // Address space far larger than the budget: chunk addresses are never short, and the
+        // reservation costs nothing until touched (NORESERVE, tables built lazily).
+        long reserve = Math.max(4 * maxChunks, maxChunks + 64) * chunkBytes;
+        this.chunkCount = (int) (reserve / chunkBytes);
+        this.regionBytes = (long) chunkCount * chunkBytes;
+        this.huge = chunkBytes % HUGE == 0;
+        this.mapped = as.mmap(0, regionBytes + (huge ? HUGE : 0), Prot.READ | Prot.WRITE, MapFlags.NORESERVE);
+        // Chunks of whole 2 MiB pages: each is one huge TLB entry while in use, and its DONTNEED
+        // drops the huge page whole.
+        this.base = huge ? (mapped + HUGE - 1) & -HUGE : mapped;
+        if (huge) {
+            as.madvise(base, regionBytes, Advice.HUGEPAGE);
+        }
+        this.strides = strides(maxEntryBytes);
+        this.classOf = new byte[maxEntryBytes / ALIGN + 2];
+        int c = 0;
+        for (int u = 0; u < classOf.length; u++) {
+            while (c < strides.length - 1 && strides[c] < u * ALIGN) {
+                c++;
+            }
+            classOf[u] = (byte) c;
+        }
+        this.state = new int[chunkCount];
+        this.referenced = new byte[chunkCount];
+        this.chunkClass = new int[chunkCount];
+        this.writers = new AtomicIntegerArray(chunkCount);
+        this.liveBytes = new AtomicIntegerArray(chunkCount);
+        this.freeStack = new int[chunkCount];
+        this.classLocks = new ReentrantLock[strides.length];
+        this.openChunk = new int[strides.length];
+        this.next = new long[strides.length];
+        this.end = new long[strides.length];
+        for (int i = 0; i < strides.length; i++) {
+            classLocks[i] = new ReentrantLock();
+            openChunk[i] = -1;
+        }
+    }
+
+    /** Size classes 16 bytes apart up to 128, then about 1/8 apart: at most ~6 % lost inside an entry. */
+    static int[] strides(int maxEntryBytes) {
+        int[] s = new int[256];
+        int n = 0;
+        int size = 2 * ALIGN;
+        while (true) {
+            s[n++] = size;
+            if (size >= maxEntryBytes) {
+                break;
+            }
+            int grow = Math.max(ALIGN, (size / 8 + ALIGN - 1) / ALIGN * ALIGN);
+            size = Math.min(size + grow, (maxEntryBytes + ALIGN - 1) / ALIGN * ALIGN);
+        }
+        return java.util.Arrays.copyOf(s, n);
+    }
+
+    int classFor(int entryBytes) {
+        return classOf[(entryBytes + ALIGN - 1) / ALIGN];
+    }
+
+    int chunkOf(long address) {
+        return (int) ((address - base) >>> chunkShift);
+    }
+
+    /** A get hit an entry at {@code address}: give its chunk a second chance (written only if clear). */
+    void touch(long address) {
+        int c = chunkOf(address);
+        if ((byte) BYTES.getOpaque(referenced, c) == 0) {
+            BYTES.setOpaque(referenced, c, (byte) 1);
+        }
+    }
+
+    /**
+     * Reserves room for one entry of class {@code cls} and registers the caller as a writer of its
+     * chunk (which then cannot be evicted until {@link #written}); may evict chunks first.
+     */
+    long allocate(OffHeapCache.Session session, int cls) {
+        int stride = strides[cls];
+        ReentrantLock lock = classLocks[cls];
+        lock.lock();
+        try {
+            long a = next[cls];
+            if (openChunk[cls] < 0 || a + stride > end[cls]) {
+                int old = openChunk[cls];
+                if (old >= 0) {
+                    INTS.setRelease(state, old, FULL);
+                }
+                int c = takeChunk(session, cls);
+                openChunk[cls] = c;
+                a = base + ((long) c << chunkShift);
+                end[cls] = a + (chunkBytes / stride) * stride;
+            }
+            next[cls] = a + stride;
+            writers.getAndIncrement(chunkOf(a));
+            return a;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /**
+     * For compaction inside an eviction: room for one entry of class {@code cls} in its open chunk,
+     * or -1 if that chunk is full or its lock is busy (never waits, never takes a chunk, so an
+     * eviction holding other locks cannot deadlock here). Registers the caller as a writer.
+     */
+    long tryAllocate(int cls) {
+        int stride = strides[cls];
+        ReentrantLock lock = classLocks[cls];
+        if (!lock.tryLock()) {
+            return -1;
+        }
+        try {
+            long a = next[cls];
+            if (openChunk[cls] < 0 || a + stride > end[cls]) {
+                return -1;
+            }
+            next[cls] = a + stride;
+            writers.getAndIncrement(chunkOf(a));
+            return a;
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** An entry at {@code address} of {@code bytes} bytes was linked (positive) or unlinked (negative). */
+    void live(long address, int bytes) {
+        liveBytes.getAndAdd(chunkOf(address), bytes);
+    }
+
+    /** The writer of the entry at {@code address} is done (published or abandoned). */
+    void written(long address) {
+        writers.getAndDecrement(chunkOf(address));
+    }
+
+    private int takeChunk(OffHeapCache.Session session, int cls) {
+        synchronized (evictLock) {
+            while (inUse >= maxChunks && evictOne(session)) {
+                // evictOne freed one chunk
+            }
+            if (inUse >= maxChunks) {
+                overBudget++;
+            }
+            int c;
+            if (freeTop > 0) {
+                c = freeStack[--freeTop];
+            } else if (fresh < chunkCount) {
+                c = fresh++;
+            } else {
+                throw new IllegalStateException("slab region exhausted: " + chunkCount + " chunks in use");
+            }
+            inUse++;
+            chunkClass[c] = cls;
+            BYTES.setOpaque(referenced, c, (byte) 0);
+            INTS.setRelease(state, c, OPEN);
+            return c;
+        }
+    }
+
+    /**
+     * CLOCK: a referenced chunk loses its bit (second chance), unless fewer than half of its bytes
+     * are still live (its entries were mostly replaced): then it is compacted, its live entries,
+     * recently read, copied forward into their classes' open chunks where there is room; an
+     * unreferenced chunk is evicted. Returns false if two sweeps found no full chunk (every chunk
+     * is open). Holds evictLock.
+     */
+    private boolean evictOne(OffHeapCache.Session session) {
+        int limit = fresh;
+        for (int step = 0; step < 2 * limit + 1; step++) {
+            int c = hand;
+            hand = hand + 1 >= limit ? 0 : hand + 1;
+            if ((int) INTS.getAcquire(state, c) != FULL) {
+                continue;
+            }
+            if ((byte) BYTES.getOpaque(referenced, c) != 0) {
+                BYTES.setOpaque(referenced, c, (byte) 0);
+                if (liveBytes.get(c) >= chunkBytes / 2) {
+                    continue;
+                }
+                evict(session, c, true);
+                return true;
+            }
+            evict(session, c, false);
+            return true;
+        }
+        return false;
+    }
+
+    private void evict(OffHeapCache.Session session, int c, boolean compact) {
+        INTS.setRelease(state, c, EVICTING);
+        // Writers registered before the chunk was closed finish their copy and publish first.
+        for (int spins = 0; writers.get(c) != 0; spins++) {
+            if (spins < 100) {
+                Thread.onSpinWait();
+            } else {
+                Thread.yield();
+            }
+        }
+        int stride = strides[chunkClass[c]];
+        long chunk = base + ((long) c << chunkShift);
+        unlinker.unlinkChunk(session, chunk, stride, (int) (chunkBytes / stride), compact);
+        // Unlinked first: from here no slot points into the chunk, and readers that still hold an
+        // old reference see zeros (or a later entry's stamp) and retry.
+        as.madvise(chunk, chunkBytes, Advice.DONTNEED);
+        liveBytes.set(c, 0);
+        INTS.setRelease(state, c, FREE);
+        freeStack[freeTop++] = c;
+        inUse--;
+        evictedChunks++;
+    }
+
+    /** Evicts until at most {@code chunks} are in use or every chunk in use is open. */
+    void trim(OffHeapCache.Session session, long chunks) {
+        synchronized (evictLock) {
+            while (inUse > chunks && evictOne(session)) {
+                // one more chunk freed
+            }
+        }
+    }
+
+    /** Chunks in use now. */
+    long chunksInUse() {
+        synchronized (evictLock) {
+            return inUse;
+        }
+    }
+
+    /** Chunks evicted so far. */
+    long evictedChunks() {
+        synchronized (evictLock) {
+            return evictedChunks;
+        }
+    }
+
+    /** Chunks taken beyond the budget because every chunk in use was open. */
+    long overBudget() {
+        synchronized (evictLock) {
+            return overBudget;
+        }
+    }
+
+    void close() {
+        as.munmap(mapped, regionBytes + (huge ? HUGE : 0));
+    }
+}

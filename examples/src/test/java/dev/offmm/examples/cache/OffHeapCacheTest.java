@@ -1,0 +1,211 @@
+package dev.offmm.examples.cache;
+
+import org.junit.jupiter.api.Test;
+
+import java.nio.ByteBuffer;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReference;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** OffHeapCache: map semantics, eviction under the budget, no wrong value under concurrency, input checks. */
+class OffHeapCacheTest {
+    @Test
+    void shouldBehaveLikeAHashMapWhileNothingIsEvicted() {
+        Map<Long, byte[]> model = new HashMap<>();
+        SplittableRandom rnd = new SplittableRandom(42);
+        try (OffHeapCache cache = OffHeapCache.builder().budgetBytes(64L << 20).expectedEntries(20_000)
+                .maxValueBytes(5000).build()) {
+            byte[] dst = new byte[5000];
+            for (int op = 0; op < 30_000; op++) {
+                long key = rnd.nextLong(2000) - 1000;
+                int what = rnd.nextInt(10);
+                if (what < 4) {
+                    byte[] v = new byte[rnd.nextInt(0, 5001)];
+                    rnd.nextBytes(v);
+                    cache.put(key, v);
+                    model.put(key, v);
+                } else if (what < 5) {
+                    assertEquals(model.remove(key) != null, cache.remove(key), "remove " + key);
+                } else {
+                    byte[] want = model.get(key);
+                    int n = cache.get(key, dst);
+                    if (want == null) {
+                        assertEquals(-1, n, "get of absent " + key);
+                    } else {
+                        assertEquals(want.length, n, "length of " + key);
+                        assertArrayEquals(want, Arrays.copyOf(dst, n), "value of " + key);
+                        assertArrayEquals(want, cache.get(key));
+                    }
+                }
+            }
+            CacheStats s = cache.stats();
+            assertEquals(0, s.evictionCount() + s.collisionEvictionCount(), s.toString());
+            assertEquals(model.size(), s.entryCount(), s.toString());
+            assertEquals(model.values().stream().mapToLong(v -> v.length).sum(), s.liveBytes(), s.toString());
+            assertTrue(s.hitCount() > 0 && s.missCount() > 0, s.toString());
+        }
+    }
+
+    @Test
+    void shouldKeepWithinTheBudgetAndGiveEvictedPagesBack() {
+        long budget = 4L << 20;
+        try (OffHeapCache cache = OffHeapCache.builder().budgetBytes(budget).expectedEntries(100_000)
+                .maxValueBytes(2000).chunkBytes(64 << 10).build()) {
+            SplittableRandom rnd = new SplittableRandom(1);
+            byte[] v = new byte[2000];
+            long written = 0;
+            for (long key = 0; written < 10 * budget; key++) {
+                int len = rnd.nextInt(100, 2001);
+                cache.put(key, v, 0, len);
+                written += len;
+                if ((key & 255) == 0) {
+                    assertTrue(cache.stats().slabBytes() <= budget, cache.stats().toString());
+                }
+            }
+            CacheStats full = cache.stats();
+            assertTrue(full.evictionCount() > 0 && full.chunkEvictionCount() > 0, full.toString());
+            assertTrue(full.rssBytes() <= budget + full.indexBytes(), "rss within the budget plus index: " + full);
+            assertTrue(full.rssBytes() >= budget / 2, full.toString());
+            assertTrue(full.liveBytes() <= budget, full.toString());
+            cache.trimTo(0);
+            CacheStats trimmed = cache.stats();
+            // Only the open chunks (one per size class used) and the index stay resident: RSS falls
+            // by every byte of the chunks evicted.
+            assertTrue(trimmed.slabBytes() < full.slabBytes() / 2, trimmed.toString());
+            assertTrue(full.rssBytes() - trimmed.rssBytes() >= full.slabBytes() - trimmed.slabBytes(),
+                    "rss falls: " + full + " -> " + trimmed);
+            assertTrue(trimmed.entryCount() < full.entryCount(), trimmed.toString());
+        }
+    }
+
+    @Test
+    void shouldNeverReturnAValueThatWasNotPutForTheKey() throws InterruptedException {
+        // Values describe themselves: key, version, length, then bytes derived from all three and a
+        // checksum. Forbidden: a get whose bytes are not exactly some put's value for that key.
+        int keys = 2000;
+        try (OffHeapCache cache = OffHeapCache.builder().budgetBytes(4L << 20).expectedEntries(keys)
+                .maxValueBytes(3000).chunkBytes(64 << 10).build()) {
+            AtomicBoolean stop = new AtomicBoolean();
+            AtomicReference<String> bad = new AtomicReference<>();
+            AtomicLong hits = new AtomicLong();
+            Thread[] ts = new Thread[3];
+            for (int t = 0; t < ts.length; t++) {
+                int id = t;
+                ts[t] = new Thread(() -> {
+                    SplittableRandom rnd = new SplittableRandom(id);
+                    byte[] v = new byte[3000];
+                    byte[] dst = new byte[3000];
+                    long version = 0;
+                    try (OffHeapCache.Session s = cache.session()) {
+                        while (!stop.get() && bad.get() == null) {
+                            long key = rnd.nextLong(keys);
+                            int what = rnd.nextInt(10);
+                            if (what < 3) {
+                                int len = rnd.nextInt(32, 3001);
+                                fill(v, key, (long) id << 48 | ++version, len);
+                                s.put(key, v, 0, len);
+                            } else if (what == 3) {
+                                s.remove(key);
+                            } else {
+                                int n = s.get(key, dst);
+                                if (n >= 0) {
+                                    hits.incrementAndGet();
+                                    String why = check(dst, n, key);
+                                    if (why != null) {
+                                        bad.compareAndSet(null, why);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                });
+                ts[t].start();
+            }
+            Thread.sleep(2500);
+            stop.set(true);
+            for (Thread t : ts) {
+                t.join();
+            }
+            assertNull(bad.get());
+            CacheStats s = cache.stats();
+            // Chunks were evicted and compacted (moved entries) while readers ran.
+            assertTrue(hits.get() > 1000 && s.chunkEvictionCount() > 0 && s.movedCount() > 0, s.toString());
+        }
+    }
+
+    static void fill(byte[] v, long key, long version, int len) {
+        ByteBuffer b = ByteBuffer.wrap(v);
+        b.putLong(0, key).putLong(8, version).putInt(16, len);
+        long sum = key * 31 + version;
+        for (int i = 28; i < len; i++) {
+            v[i] = (byte) (sum * i >>> 7);
+        }
+        b.putInt(24, checksum(v, len));
+    }
+
+    static String check(byte[] v, int n, long key) {
+        if (n < 28) {
+            return "length " + n + " of key " + key;
+        }
+        ByteBuffer b = ByteBuffer.wrap(v);
+        long k = b.getLong(0);
+        long version = b.getLong(8);
+        int len = b.getInt(16);
+        if (k != key || len != n || b.getInt(24) != checksum(v, n)) {
+            return "key " + key + ": got key " + k + " version " + version + " length " + len + "/" + n;
+        }
+        long sum = key * 31 + version;
+        for (int i = 28; i < n; i++) {
+            if (v[i] != (byte) (sum * i >>> 7)) {
+                return "key " + key + " version " + version + ": byte " + i;
+            }
+        }
+        return null;
+    }
+
+    private static int checksum(byte[] v, int len) {
+        int h = 1;
+        for (int i = 0; i < len; i++) {
+            if (i < 24 || i >= 28) {
+                h = h * 31 + v[i];
+            }
+        }
+        return h;
+    }
+
+    @Test
+    void shouldAnswerBadInputWithIllegalArgumentException() {
+        assertThrows(IllegalArgumentException.class, () -> OffHeapCache.builder().budgetBytes(-1));
+        assertThrows(IllegalArgumentException.class, () -> OffHeapCache.builder().expectedEntries(0));
+        assertThrows(IllegalArgumentException.class, () -> OffHeapCache.builder().maxValueBytes(-5));
+        assertThrows(IllegalArgumentException.class, () -> OffHeapCache.builder().maxValueBytes(1 << 20));
+        assertThrows(IllegalArgumentException.class, () -> OffHeapCache.builder().chunkBytes(-1));
+        assertThrows(IllegalArgumentException.class, () -> OffHeapCache.builder().budgetBytes(1 << 16).build());
+        assertThrows(IllegalArgumentException.class, () -> OffHeapCache.builder().chunkBytes(3000).build());
+        try (OffHeapCache cache = OffHeapCache.builder().maxValueBytes(100).build()) {
+            byte[] v = new byte[101];
+            assertThrows(IllegalArgumentException.class, () -> cache.put(1, null));
+            assertThrows(IllegalArgumentException.class, () -> cache.put(1, v));
+            assertThrows(IllegalArgumentException.class, () -> cache.get(1, null));
+            assertThrows(IllegalArgumentException.class, () -> cache.trimTo(-1));
+            try (OffHeapCache.Session s = cache.session()) {
+                assertThrows(IllegalArgumentException.class, () -> s.put(1, v, -1, 10));
+                assertThrows(IllegalArgumentException.class, () -> s.put(1, v, 0, -1));
+                assertThrows(IllegalArgumentException.class, () -> s.put(1, v, 90, 20));
+                s.put(1, v, 1, 100);
+                assertEquals(100, s.get(1, new byte[0]), "a short buffer gets the length");
+            }
+            assertEquals(0, cache.stats().collisionEvictionCount());
+        }
+    }
+}
