@@ -390,7 +390,10 @@ public final class PhysicalMemory implements AutoCloseable {
         return zone.frames().reportedBlocks();
     }
 
-    /** {@return the reporting host calls that failed; their blocks stayed unreported and in use by nobody} */
+    /**
+     * {@return the reporting host calls that failed: for a block's frames (it stayed unreported and in use
+     * by nobody), or for the mem_map pages of its tail records (the block was reported, they stayed committed)}
+     */
     public long failedReports() {
         ensureOpen();
         return zone.frames().failedReports();
