@@ -25,8 +25,11 @@ import java.util.function.Supplier;
  * at a time as the free lists run dry). Free 2 MiB blocks that stay free for
  * {@link Builder#reportFreeAfter} (2 s by default) are given back to the host
  * ({@code MADV_DONTNEED}; free page reporting), and handed out again without zeroing, since the
- * host refills them with zeros. Frames parked in the per-thread caches (at most
- * {@link #DEFAULT_CACHE_HIGH} per thread) and struct pages once written stay committed.
+ * host refills them with zeros, and with them 28 KiB of the 32 KiB of their struct pages (the
+ * host pages of the 511 tail records; the one with the head record stays). Frames parked in the
+ * per-thread caches (at most {@link #DEFAULT_CACHE_HIGH} per thread), the struct pages of frames
+ * in use, cached or not yet reported, and 4 KiB of struct pages per reported block (1/512 of the
+ * memory once used) stay committed.
  *
  * <p>{@code MAP_NORESERVE} means the host promises nothing: on an overcommitting host a capacity
  * far beyond the machine succeeds, and if the host runs out of memory when offmm first touches a
@@ -365,12 +368,20 @@ public final class PhysicalMemory implements AutoCloseable {
 
     /**
      * {@return the struct-page bytes the host holds, estimated: the records of online frames, rounded up to
-     * host pages (struct pages are never given back, as in the kernel without memory hot-remove)}
+     * host pages, less the mem_map pages given back with reported free blocks (28 KiB of each 2 MiB
+     * block's 32 KiB: all but the host page of its head record)} An upper bound, like
+     * {@link #committedBytes()}: a block allocated again counts whole from then on, although only the
+     * records it writes fault back in. With {@link Builder#commitUpFront} (no reporting), the whole mem_map.
      */
     public long structPageBytes() {
         ensureOpen();
-        long n = zone.backing().commitUpFront() ? frameCount() : zone.frames().onlineFrameCount();
-        return ((n << MemMap.RECORD_SHIFT) + PAGE_SIZE - 1) & -PAGE_SIZE;
+        if (zone.backing().commitUpFront()) {
+            return ((frameCount() << MemMap.RECORD_SHIFT) + PAGE_SIZE - 1) & -PAGE_SIZE;
+        }
+        // Given back first: every block counted there is online then, and online only grows.
+        long back = zone.frames().memMapBytesGivenBack();
+        long n = zone.frames().onlineFrameCount();
+        return (((n << MemMap.RECORD_SHIFT) + PAGE_SIZE - 1) & -PAGE_SIZE) - back;
     }
 
     /** {@return the 2 MiB blocks given back to the host by free page reporting so far} */
@@ -379,7 +390,10 @@ public final class PhysicalMemory implements AutoCloseable {
         return zone.frames().reportedBlocks();
     }
 
-    /** {@return the reporting host calls that failed; their blocks stayed unreported and in use by nobody} */
+    /**
+     * {@return the reporting host calls that failed: for a block's frames (it stayed unreported and in use
+     * by nobody), or for the mem_map pages of its tail records (the block was reported, they stayed committed)}
+     */
     public long failedReports() {
         ensureOpen();
         return zone.frames().failedReports();

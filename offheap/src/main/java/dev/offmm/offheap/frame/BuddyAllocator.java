@@ -31,7 +31,10 @@ import dev.offmm.offheap.page.PageSize;
  * {@link MemMap#PG_ZEROED} (its bytes read as zeros). A split hands both to the halves; a merge
  * keeps them only if both buddies had them. Reported blocks of order 9 sit at the tail of their
  * list and unreported ones at the head, so allocation prefers memory the host already backs and
- * a reporting pass finds its candidates at the head.
+ * a reporting pass finds its candidates at the head. A block reported by {@link PageReporter} may
+ * also carry {@link MemMap#PG_MAP_REPORTED}: the mem_map pages of its tail records went back too
+ * (counted in {@link #memMapPagesGivenBack()} until the block is allocated again); the flag is
+ * not handed to the halves of a split, whose records fault back in, as zeros, as they are written.
  */
 public final class BuddyAllocator {
     /** The largest order: 2^9 frames = 2 MiB. */
@@ -43,6 +46,8 @@ public final class BuddyAllocator {
     /** The flags a free head may carry besides PG_BUDDY and its order. */
     private static final long STATE = MemMap.PG_REPORTED | MemMap.PG_ZEROED;
     private static final long BLOCK_FRAMES = 1L << MAX_ORDER;
+    /** Host pages of a block's records given back with it: all but the one with the head record. */
+    static final long MAP_TAIL_PAGES = MemMap.BLOCK_RECORD_BYTES / PageSize.BYTES - 1;
 
     private final MemMap map;
     private final long nrFrames;
@@ -58,6 +63,8 @@ public final class BuddyAllocator {
     private volatile long reportedFrames;
     /** Frames taken off the lists by a reporting pass, back soon; under the zone lock. */
     private volatile long isolatedFrames;
+    /** Mem_map host pages of free blocks with PG_MAP_REPORTED; under the zone lock. */
+    private volatile long memMapPagesGivenBack;
     /** Free order-9 blocks not reported; the reporting pass sleeps while there are none. */
     private volatile long unreportedHugeBlocks;
     /** Monitor that allocations waiting for isolated blocks wait on. */
@@ -129,6 +136,14 @@ public final class BuddyAllocator {
     /** Online frames that are free and given back to the host (or never touched). */
     public long reportedFrames() {
         return reportedFrames;
+    }
+
+    /**
+     * Mem_map host pages (4 KiB each) given back with the free blocks that carry
+     * {@link MemMap#PG_MAP_REPORTED}: 7 per block (racy read).
+     */
+    public long memMapPagesGivenBack() {
+        return memMapPagesGivenBack;
     }
 
     /** Free order-9 blocks that have not been reported. */
@@ -282,7 +297,12 @@ public final class BuddyAllocator {
             o = MAX_ORDER;
         }
         long pfn = heads[o];
-        long state = map.flagsPlain(pfn) & STATE;
+        long flags = map.flagsPlain(pfn);
+        long state = flags & STATE;
+        if ((flags & MemMap.PG_MAP_REPORTED) != 0) {
+            // Its tail records fault back in (as zeros) as they are written: committed from now on.
+            memMapPagesGivenBack -= MAP_TAIL_PAGES;
+        }
         unlink(pfn, o);
         while (o > order) {
             o--;
@@ -434,20 +454,29 @@ public final class BuddyAllocator {
 
     /**
      * Puts back blocks {@code pfns[0 .. n)} taken by {@link #isolateForReporting}: those whose
-     * bit in {@code reported} is set as reported (with PG_ZEROED if {@code zeroed}), the others
-     * as they were (a failed report changes nothing else), and wakes allocations waiting for them.
+     * bit in {@code reported} is set as reported (with PG_ZEROED if {@code zeroed}, and with
+     * PG_MAP_REPORTED if their bit in {@code mapReported} is set too: the host pages of their tail
+     * records went back), the others as they were (a failed report changes nothing else), and
+     * wakes allocations waiting for them. Called after every host call of the batch has returned,
+     * so the zone lock orders those calls before any allocation of the blocks.
      */
-    void putBackReported(long[] pfns, int n, long reported, boolean zeroed) {
+    void putBackReported(long[] pfns, int n, long reported, long mapReported, boolean zeroed) {
         zoneLock.lock();
         try {
             for (int i = 0; i < n; i++) {
                 boolean ok = (reported & (1L << i)) != 0;
+                boolean mapOk = ok && (mapReported & (1L << i)) != 0;
                 isolatedFrames -= BLOCK_FRAMES;
                 freeFrames += BLOCK_FRAMES;
                 if (ok) {
                     reportedFrames += BLOCK_FRAMES;
                 }
-                push(pfns[i], MAX_ORDER, ok ? MemMap.PG_REPORTED | (zeroed ? MemMap.PG_ZEROED : 0) : 0);
+                if (mapOk) {
+                    memMapPagesGivenBack += MAP_TAIL_PAGES;
+                }
+                long state = ok ? MemMap.PG_REPORTED | (zeroed ? MemMap.PG_ZEROED : 0)
+                        | (mapOk ? MemMap.PG_MAP_REPORTED : 0) : 0;
+                push(pfns[i], MAX_ORDER, state);
             }
             putBacks++;
         } finally {

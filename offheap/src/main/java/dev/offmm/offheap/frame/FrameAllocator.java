@@ -68,8 +68,11 @@ public final class FrameAllocator {
     /**
      * Free page reporting: blocks free for {@code delayNanos} (0: at once) go back through
      * {@code discarder}; {@code zeroes}: they read as zeros afterwards ({@code MADV_DONTNEED}).
+     * {@code mapDiscarder}, if not null, gives back ranges of the mem_map ({@code offset} in
+     * {@link MemMap#segment()}, page-aligned), after which they must read as zeros: the host pages
+     * of a reported block's tail records go back through it.
      */
-    public record Reporting(long delayNanos, boolean zeroes, Discarder discarder) {
+    public record Reporting(long delayNanos, boolean zeroes, Discarder discarder, Discarder mapDiscarder) {
         /** Validates the delay. */
         public Reporting {
             if (delayNanos < 0) {
@@ -93,7 +96,8 @@ public final class FrameAllocator {
         this.buddy = new BuddyAllocator(map, nrFrames, true);
         this.huge = new HugeFrames(this, buddy, map, failPoints);
         this.reporter = reporting == null ? null
-                : new PageReporter(this, reporting.discarder(), reporting.zeroes(), reporting.delayNanos(), failPoints);
+                : new PageReporter(this, reporting.discarder(), reporting.mapDiscarder(), reporting.zeroes(),
+                        reporting.delayNanos(), failPoints);
         if (reporter != null) {
             reporter.start();
         }
@@ -666,7 +670,18 @@ public final class FrameAllocator {
         return reporter == null ? 0 : reporter.reportedBlocks();
     }
 
-    /** Reporting host calls that failed; their blocks stayed unreported. */
+    /**
+     * Bytes of the mem_map given back to the host with the free blocks reported now (28 KiB each:
+     * the host pages of their tail records); 0 when reporting is off.
+     */
+    public long memMapBytesGivenBack() {
+        return buddy.memMapPagesGivenBack() << PageSize.SHIFT;
+    }
+
+    /**
+     * Reporting host calls that failed: for a block's frames (it stayed unreported), or for its
+     * tail records (their struct pages stayed committed).
+     */
     public long failedReports() {
         return reporter == null ? 0 : reporter.failedReports();
     }

@@ -2,6 +2,7 @@ package dev.offmm.offheap.frame;
 
 import dev.offmm.offheap.inject.FailPoints;
 import dev.offmm.offheap.inject.FailSite;
+import dev.offmm.offheap.page.MemMap;
 import dev.offmm.offheap.page.PageSize;
 
 import java.util.concurrent.TimeUnit;
@@ -25,6 +26,18 @@ import java.util.concurrent.locks.LockSupport;
  * isolated blocks waits for the batch rather than fail. Nothing runs on the fault path; the
  * zone lock is never held across a host call.
  *
+ * <p>A reported block's struct pages go back too, but for the host page that holds its head: a
+ * block's 512 records are eight 4 KiB pages of the mem_map, and while the block is isolated the
+ * reporter gives back the seven that hold only tail records ({@code MADV_DONTNEED}, whatever
+ * {@code discard} the frames use: 28 KiB, so cheap to fault back, and afterwards they read as
+ * zeros). A tail record of a free block is valid as zeros, the state of a record never used (see
+ * {@link MemMap}); the head keeps the buddy's order, links and flags, and gains
+ * {@code PG_MAP_REPORTED}. The call is made after the frames' call succeeded and before the
+ * put-back, whose zone lock orders it before any allocation of the block; if it fails, the block
+ * is still reported, its records stay as they were (a partial discard only zeroed tail records),
+ * and {@link #failedReports()} counts it. An {@code EINVAL} (host pages larger than 4 KiB) turns
+ * the struct-page part off.
+ *
  * <p>Frames in the per-thread caches are not reported while their thread uses its cache: at
  * most {@code high} (512 by default, 2 MiB) per thread, and they are the ones that come back hot.
  * A cache nobody touched for the delay is drained into the buddy by the pass (the kernel decays
@@ -41,6 +54,8 @@ final class PageReporter implements Runnable {
     private static final int AGE_PASSES = 4;
     /** Shortest pause between passes that leave blocks behind (delay 0, failing host calls). */
     private static final long MIN_INTERVAL_NANOS = TimeUnit.MILLISECONDS.toNanos(1);
+    /** {@code EINVAL}: the host refused the range (its pages are larger than 4 KiB). */
+    private static final int EINVAL = 22;
     /** Longest sleep of an idle reporter before it looks at the caches again. */
     private static final long IDLE_LOOK_NANOS = TimeUnit.SECONDS.toNanos(1);
 
@@ -48,6 +63,10 @@ final class PageReporter implements Runnable {
     /** The allocator whose idle caches a pass drains; null for a bare buddy (tests). */
     private final FrameAllocator frames;
     private final FrameAllocator.Discarder host;
+    /** Gives back mem_map ranges (offsets in {@link MemMap#segment()}); null: struct pages stay. */
+    private final FrameAllocator.Discarder mapHost;
+    /** Set (on the reporter's thread) once the host refused a mem_map range with EINVAL. */
+    private boolean mapOff;
     private final boolean zeroes;
     private final FailPoints failPoints;
     private final int agePasses;
@@ -64,22 +83,26 @@ final class PageReporter implements Runnable {
 
     /**
      * A reporter over {@code frames} that reports blocks free for {@code delayNanos} through
-     * {@code host}; {@code zeroes}: a reported block reads as zeros afterwards. Not started.
+     * {@code host}, and their tail records through {@code mapHost} (null: not); {@code zeroes}: a
+     * reported block reads as zeros afterwards. Not started.
      */
-    PageReporter(FrameAllocator frames, FrameAllocator.Discarder host, boolean zeroes, long delayNanos, FailPoints failPoints) {
-        this(frames.buddy(), frames, host, zeroes, delayNanos, failPoints);
-    }
-
-    /** A reporter over a bare {@code buddy}, with no caches to drain (the jcstress probe). */
-    PageReporter(BuddyAllocator buddy, FrameAllocator.Discarder host, boolean zeroes, long delayNanos, FailPoints failPoints) {
-        this(buddy, null, host, zeroes, delayNanos, failPoints);
-    }
-
-    private PageReporter(BuddyAllocator buddy, FrameAllocator frames, FrameAllocator.Discarder host, boolean zeroes,
+    PageReporter(FrameAllocator frames, FrameAllocator.Discarder host, FrameAllocator.Discarder mapHost, boolean zeroes,
             long delayNanos, FailPoints failPoints) {
+        this(frames.buddy(), frames, host, mapHost, zeroes, delayNanos, failPoints);
+    }
+
+    /** A reporter over a bare {@code buddy}, with no caches to drain (the jcstress probe, tests). */
+    PageReporter(BuddyAllocator buddy, FrameAllocator.Discarder host, FrameAllocator.Discarder mapHost, boolean zeroes,
+            long delayNanos, FailPoints failPoints) {
+        this(buddy, null, host, mapHost, zeroes, delayNanos, failPoints);
+    }
+
+    private PageReporter(BuddyAllocator buddy, FrameAllocator frames, FrameAllocator.Discarder host,
+            FrameAllocator.Discarder mapHost, boolean zeroes, long delayNanos, FailPoints failPoints) {
         this.buddy = buddy;
         this.frames = frames;
         this.host = host;
+        this.mapHost = mapHost;
         this.zeroes = zeroes;
         this.failPoints = failPoints;
         this.agePasses = delayNanos == 0 ? 0 : AGE_PASSES;
@@ -169,12 +192,17 @@ final class PageReporter implements Runnable {
                 break;
             }
             long ok = 0;
+            long mapOk = 0;
             for (int i = 0; i < n; i++) {
                 if (report(batch[i])) {
                     ok |= 1L << i;
+                    if (reportRecords(batch[i])) {
+                        mapOk |= 1L << i;
+                    }
                 }
             }
-            buddy.putBackReported(batch, n, ok, zeroes);
+            // Every host call of the batch has returned: only now can the blocks be allocated.
+            buddy.putBackReported(batch, n, ok, mapOk, zeroes);
             total += Long.bitCount(ok);
             if (n < BATCH) {
                 break;
@@ -194,12 +222,32 @@ final class PageReporter implements Runnable {
         return true;
     }
 
+    /**
+     * Gives back the mem_map host pages of isolated block {@code pfn} that hold only tail records:
+     * all of its {@link MemMap#BLOCK_RECORD_BYTES} but the first page. True if the host took them.
+     */
+    private boolean reportRecords(long pfn) {
+        if (mapHost == null || mapOff) {
+            return false;
+        }
+        int errno = mapHost.discard(MemMap.recordOffset(pfn) + PageSize.BYTES, MemMap.BLOCK_RECORD_BYTES - PageSize.BYTES);
+        if (errno != 0) {
+            failedReports.incrementAndGet();
+            mapOff = errno == EINVAL;
+            return false;
+        }
+        return true;
+    }
+
     /** Blocks given back to the host so far. */
     long reportedBlocks() {
         return reportedBlocks.get();
     }
 
-    /** Host calls that failed (or were made to fail); their blocks stayed unreported. */
+    /**
+     * Host calls that failed (or were made to fail): for a block's frames (it stayed unreported)
+     * or for its tail records (the block was reported, its struct pages stayed committed).
+     */
     long failedReports() {
         return failedReports.get();
     }

@@ -9,7 +9,8 @@ import java.lang.foreign.MemorySegment;
 /**
  * For the jcstress tests of free page reporting: one free, dirty, unreported 2 MiB block (pfn 0)
  * in a buddy of one block whose mem_map is a 32 KiB heap segment, a reporter whose host side only
- * records whether the block it was asked to discard was isolated at that moment, and an
+ * records whether the block it was asked to discard (its frames, or the host pages of its tail
+ * records) was isolated at that moment, and an
  * allocation of the block. A host call for a block that is not isolated (handed out, or still on
  * a list where an allocation can take it) is the forbidden outcome: the host would drop the
  * bytes of memory in use. Not part of the API.
@@ -28,7 +29,7 @@ public final class ReportingProbe {
         long frames = 1L << BuddyAllocator.MAX_ORDER;
         this.map = new MemMap(MemorySegment.ofArray(new long[(int) (frames << MemMap.RECORD_SHIFT) / Long.BYTES]), frames);
         this.buddy = new BuddyAllocator(map, frames, false);
-        this.reporter = new PageReporter(buddy, this::discard, true, 0, new FailPoints());
+        this.reporter = new PageReporter(buddy, this::discard, this::discardRecords, true, 0, new FailPoints());
         long pfn = buddy.alloc(BuddyAllocator.MAX_ORDER);
         if (pfn != BLOCK) {
             throw new IllegalStateException("expected pfn " + BLOCK + ", got " + pfn);
@@ -39,6 +40,15 @@ public final class ReportingProbe {
 
     private int discard(long offset, long length) {
         long pfn = offset >>> PageSize.SHIFT;
+        if (map.flagsAcquire(pfn) != MemMap.PG_ISOLATED) {
+            misreported = 1;
+        }
+        return 0;
+    }
+
+    /** The struct-page half of a report: the same check, for the block whose records these are. */
+    private int discardRecords(long offset, long length) {
+        long pfn = (offset & -MemMap.BLOCK_RECORD_BYTES) >>> MemMap.RECORD_SHIFT;
         if (map.flagsAcquire(pfn) != MemMap.PG_ISOLATED) {
             misreported = 1;
         }

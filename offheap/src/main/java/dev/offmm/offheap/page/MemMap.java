@@ -27,12 +27,32 @@ import java.lang.invoke.VarHandle;
  * under its zone lock while free, the allocating thread after), except the ptl word, the
  * refcount and the mapcount, which are shared words accessed with the ordering in the
  * accessor's name.
+ *
+ * <h2>All zeros is a valid record for every frame that is not a free block's head</h2>
+ * The mem_map is a host reservation: a record reads as zeros until first written, and the
+ * allocator hands such never-used records out (a block brought online from the top of memory)
+ * through the same paths as used ones. So every allocation path writes each field it needs
+ * before it reads it (flags and refcount by the buddy or {@code HugeFrames}, type, owner,
+ * private and ptl by the table and slab constructors, the mapcount by the first mapping) or
+ * needs exactly the value zero: {@code TYPE_NONE}, mapcount and share count 0, ptl 0 (an
+ * unlocked inline lock, no debug lock), tag 0. A record that is not the head of a free block
+ * holds zero flags, zero type, mapcount and ptl (the free checks and the destructors see to it);
+ * its next/prev/private/owner are stale and nobody reads them before writing them; its refcount
+ * is 0 or a stale 1 that the next allocation overwrites. Free page reporting relies on this: it
+ * gives back the host pages that hold only tail records of a reported 2 MiB block
+ * ({@link #PG_MAP_REPORTED}), after which they read as zeros again.
  */
 public final class MemMap {
     /** Bytes per record. */
     public static final long RECORD_BYTES = 64;
     /** log2 of {@link #RECORD_BYTES}. */
     public static final int RECORD_SHIFT = 6;
+    /**
+     * Bytes of the records of one naturally aligned 2 MiB block: 512 records, 32 KiB, eight
+     * 4 KiB host pages starting on a page boundary of {@link #segment()} (block pfns are multiples
+     * of 512, so the block's first record sits at a multiple of 32 KiB).
+     */
+    public static final long BLOCK_RECORD_BYTES = RECORD_BYTES << PageSize.HUGE_ORDER;
 
     private static final long FLAGS = 0;
     private static final long NEXT = 8;
@@ -67,6 +87,13 @@ public final class MemMap {
     public static final long PG_REPORTED = 1L << 5;
     /** A free order-9 block taken off its list by a reporting pass while it calls the host. */
     public static final long PG_ISOLATED = 1L << 6;
+    /**
+     * With {@link #PG_BUDDY} and {@link #PG_REPORTED}, on an order-9 head only: the host holds no
+     * memory for the mem_map pages of the block's tail records either (every host page of its
+     * {@link #BLOCK_RECORD_BYTES} but the first, which holds the head); they read as zeros. Not
+     * handed to the halves of a split: from the block's allocation on they count as committed.
+     */
+    public static final long PG_MAP_REPORTED = 1L << 7;
     private static final int ORDER_SHIFT = 8;
     private static final long ORDER_MASK = 0xfL << ORDER_SHIFT;
 
@@ -100,6 +127,11 @@ public final class MemMap {
     /** Number of records (frames). */
     public long nrFrames() {
         return nrFrames;
+    }
+
+    /** The byte offset of the record of {@code pfn} inside {@link #segment()}. */
+    public static long recordOffset(long pfn) {
+        return pfn << RECORD_SHIFT;
     }
 
     private static long at(long pfn, long field) {

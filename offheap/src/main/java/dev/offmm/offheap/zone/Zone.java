@@ -29,7 +29,8 @@ import java.util.concurrent.atomic.AtomicLong;
  *
  * <p>Both regions are reservations from the host ({@link HostMemory#reserve}): nothing is
  * committed until it is touched, the buddy touches a struct page only when its frame is first
- * handed out, and free page reporting gives free 2 MiB blocks back. Where the host calls are not
+ * handed out, and free page reporting gives free 2 MiB blocks back, with the mem_map pages of
+ * their tail records (always with {@code MADV_DONTNEED}, so that they read as zeros). Where the host calls are not
  * available, both come from {@link Arena#allocate} (committed and zeroed up front) and reporting
  * is off.
  */
@@ -102,8 +103,12 @@ public final class Zone {
         if (backing.reports()) {
             HostMemory.Discard how = backing.lazyFree() ? HostMemory.Discard.FREE : HostMemory.Discard.DONTNEED;
             MemorySegment r = region;
+            MemorySegment records = memMap.segment();
+            // The records of a block start a host page only if the mem_map does (reserve aligns it).
+            FrameAllocator.Discarder recordsBack = (records.address() & (PageSize.BYTES - 1)) != 0 ? null
+                    : (offset, length) -> HostMemory.discard(records, offset, length, HostMemory.Discard.DONTNEED);
             reporting = new FrameAllocator.Reporting(backing.reportDelayNanos(), how.zeroes(),
-                    (offset, length) -> HostMemory.discard(r, offset, length, how));
+                    (offset, length) -> HostMemory.discard(r, offset, length, how), recordsBack);
         }
         this.frames = new FrameAllocator(memMap, region, failPoints, cacheBatch, cacheHigh, reporting);
         this.lockSlab = new LockSlab(region, memMap, frames, failPoints);
