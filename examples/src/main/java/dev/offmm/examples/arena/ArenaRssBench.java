@@ -59,21 +59,9 @@ public final class ArenaRssBench {
 
     /** Runs the cycles for all four and prints the table; see the class comment for the arguments. */
     public static void main(String[] args) throws InterruptedException {
-        long totalMiB;
-        long blockKiB;
-        long cycles;
-        long reportMs;
+        long[] a;
         try {
-            if (args.length > 4) {
-                throw new IllegalArgumentException("unexpected argument '" + args[4] + "'");
-            }
-            totalMiB = arg(args, 0, "totalMiB", 256, 1, 16 << 10);
-            blockKiB = arg(args, 1, "blockKiB", 64, 4, totalMiB << 10);
-            cycles = arg(args, 2, "cycles", 2, 1, 1000);
-            reportMs = arg(args, 3, "reportMs", 100, 0, 60_000);
-            if ((blockKiB & 3) != 0) {
-                throw new IllegalArgumentException("blockKiB=" + blockKiB + " (expected a multiple of 4)");
-            }
+            a = parse(args);
         } catch (IllegalArgumentException e) {
             // A usage error: one line and status 2, as every offmm command answers one.
             System.err.println("offmm example arena-rss: " + e.getMessage()
@@ -81,7 +69,26 @@ public final class ArenaRssBench {
             System.exit(2);
             return;
         }
-        run(System.out, totalMiB << 20, blockKiB << 10, (int) cycles, reportMs);
+        run(System.out, a[0] << 20, a[1] << 10, (int) a[2], a[3]);
+    }
+
+    /**
+     * {@return totalMiB, blockKiB, cycles and reportMs from {@code args}, defaults for those not given}
+     *
+     * @throws IllegalArgumentException for an argument that is not an integer in range, or one too many
+     */
+    static long[] parse(String[] args) {
+        if (args.length > 4) {
+            throw new IllegalArgumentException("unexpected argument '" + args[4] + "'");
+        }
+        long totalMiB = arg(args, 0, "totalMiB", 256, 1, 16 << 10);
+        long blockKiB = arg(args, 1, "blockKiB", 64, 4, totalMiB << 10);
+        long cycles = arg(args, 2, "cycles", 2, 1, 1000);
+        long reportMs = arg(args, 3, "reportMs", 100, 0, 60_000);
+        if ((blockKiB & 3) != 0) {
+            throw new IllegalArgumentException("blockKiB=" + blockKiB + " (expected a multiple of 4)");
+        }
+        return new long[] {totalMiB, blockKiB, cycles, reportMs};
     }
 
     /**

@@ -56,7 +56,7 @@ public final class OffHeapCache implements AutoCloseable {
     static final int SLOTS = 8;
     private static final int STRIPES = 4096;
     private static final int LEN_SHIFT = 36;
-    private static final long REF_MASK = (1L << LEN_SHIFT) - 1;
+    static final long REF_MASK = (1L << LEN_SHIFT) - 1;
     private static final int TAG_SHIFT = 52;
     private static final VarHandle LONGS = MethodHandles.arrayElementVarHandle(long[].class);
 
@@ -262,6 +262,24 @@ public final class OffHeapCache implements AutoCloseable {
 
     // ---- index
 
+    /** The 12-bit tag of a slot word or of a key's hash. */
+    static long tagOf(long word) {
+        return word >>> TAG_SHIFT;
+    }
+
+    /**
+     * {@return a consistent, read-only copy of the cache as it is now} taken with
+     * {@link AddressSpace#fork()}: see {@link CacheSnapshot}. Puts, removes and evictions go on
+     * meanwhile and never show in it; the cache pays a page copy where it writes afterwards.
+     * Confined to the calling thread.
+     *
+     * @throws IllegalStateException if the cache is closed
+     */
+    public CacheSnapshot snapshot() {
+        ensureOpen();
+        return new CacheSnapshot(as.fork(), indexBase, bucketMask + 1, slabs.base, maxRef, maxValueBytes);
+    }
+
     static long mix(long key) {
         long z = key * 0x9E3779B97F4A7C15L;
         z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
@@ -281,7 +299,7 @@ public final class OffHeapCache implements AutoCloseable {
         return (h >>> TAG_SHIFT) << TAG_SHIFT | (long) len << LEN_SHIFT | (((entry - slabs.base) >>> 4) + 1);
     }
 
-    private static int lengthOf(long word) {
+    static int lengthOf(long word) {
         return (int) (word >>> LEN_SHIFT) & 0xFFFF;
     }
 

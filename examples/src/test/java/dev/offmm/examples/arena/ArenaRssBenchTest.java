@@ -31,8 +31,8 @@ class ArenaRssBenchTest {
 
     @Test
     void shouldRejectBadArguments() {
-        assertThrows(IllegalArgumentException.class, () -> ArenaRssBench.main(new String[] {"abc"}));
-        assertThrows(IllegalArgumentException.class, () -> ArenaRssBench.main(new String[] {"8", "6"}));
+        assertThrows(IllegalArgumentException.class, () -> ArenaRssBench.parse(new String[] {"abc"}));
+        assertThrows(IllegalArgumentException.class, () -> ArenaRssBench.parse(new String[] {"8", "6"}));
         assertThrows(IllegalArgumentException.class, () -> ArenaRssBench.run(System.out, 8L << 20, 100, 1, 0));
     }
 }

@@ -143,6 +143,98 @@ class OffHeapCacheTest {
         }
     }
 
+    @Test
+    void shouldKeepASnapshotAsItWasWhileTheCacheChanges() {
+        Map<Long, byte[]> model = new HashMap<>();
+        SplittableRandom rnd = new SplittableRandom(7);
+        try (OffHeapCache cache = OffHeapCache.builder().budgetBytes(64L << 20).expectedEntries(20_000)
+                .maxValueBytes(3000).build()) {
+            for (long key = 0; key < 5000; key++) {
+                byte[] v = new byte[rnd.nextInt(0, 3001)];
+                rnd.nextBytes(v);
+                cache.put(key, v);
+                model.put(key, v);
+            }
+            byte[] dst = new byte[3000];
+            try (CacheSnapshot snap = cache.snapshot()) {
+                // The live cache moves on: every key replaced, half removed, new keys added.
+                for (long key = 0; key < 5000; key++) {
+                    if (key % 2 == 0) {
+                        cache.remove(key);
+                    } else {
+                        cache.put(key, new byte[] {1, 2, 3});
+                    }
+                    cache.put(key + 100_000, new byte[] {4});
+                }
+                for (long key = 0; key < 5000; key++) {
+                    byte[] want = model.get(key);
+                    int n = snap.get(key, dst);
+                    assertEquals(want.length, n, "length of " + key);
+                    assertArrayEquals(want, Arrays.copyOf(dst, n), "value of " + key);
+                    assertEquals(-1, snap.get(key + 100_000, dst), "a key put after the snapshot");
+                }
+                AtomicLong bytes = new AtomicLong();
+                long entries = snap.forEach((key, value, length) -> {
+                    assertArrayEquals(model.get(key), Arrays.copyOf(value, length), "visited " + key);
+                    bytes.addAndGet(length);
+                });
+                assertEquals(model.size(), entries);
+                assertEquals(model.values().stream().mapToLong(v -> v.length).sum(), bytes.get());
+                // And the live cache shows none of the snapshot's past.
+                assertEquals(-1, cache.get(0, dst));
+                assertEquals(3, cache.get(1, dst));
+            }
+            assertThrows(IllegalArgumentException.class, () -> {
+                try (CacheSnapshot snap = cache.snapshot()) {
+                    snap.get(1, null);
+                }
+            });
+        }
+    }
+
+    @Test
+    void shouldTakeSnapshotsOfWholeValuesWhileWritersRun() throws InterruptedException {
+        // Forbidden: a snapshot entry that is not exactly some put's value for its key.
+        int keys = 2000;
+        try (OffHeapCache cache = OffHeapCache.builder().budgetBytes(4L << 20).expectedEntries(keys)
+                .maxValueBytes(3000).chunkBytes(64 << 10).build()) {
+            AtomicBoolean stop = new AtomicBoolean();
+            Thread writer = new Thread(() -> {
+                SplittableRandom rnd = new SplittableRandom(3);
+                byte[] v = new byte[3000];
+                long version = 0;
+                try (OffHeapCache.Session s = cache.session()) {
+                    while (!stop.get()) {
+                        long key = rnd.nextLong(keys);
+                        int len = rnd.nextInt(32, 3001);
+                        fill(v, key, ++version, len);
+                        s.put(key, v, 0, len);
+                    }
+                }
+            });
+            writer.start();
+            try {
+                long seen = 0;
+                for (int i = 0; i < 20; i++) {
+                    try (CacheSnapshot snap = cache.snapshot()) {
+                        AtomicReference<String> bad = new AtomicReference<>();
+                        seen += snap.forEach((key, value, length) -> {
+                            String why = check(value, length, key);
+                            if (why != null) {
+                                bad.compareAndSet(null, why);
+                            }
+                        });
+                        assertNull(bad.get());
+                    }
+                }
+                assertTrue(seen > 0, "snapshots saw no entries");
+            } finally {
+                stop.set(true);
+                writer.join();
+            }
+        }
+    }
+
     static void fill(byte[] v, long key, long version, int len) {
         ByteBuffer b = ByteBuffer.wrap(v);
         b.putLong(0, key).putLong(8, version).putInt(16, len);
