@@ -52,9 +52,9 @@ final class BenchPeers {
         void close();
     }
 
-    static Peer create(String name, long entries, long budget, int maxValue) {
+    static Peer create(String name, long entries, long budget, int maxValue, boolean hostHugePages) {
         return switch (name) {
-            case "offmm" -> new OffmmPeer(entries, budget, maxValue);
+            case "offmm" -> new OffmmPeer(entries, budget, maxValue, hostHugePages);
             case "chm" -> new ChmPeer(entries, budget);
             case "caffeine" -> new CaffeinePeer(budget);
             default -> throw new IllegalArgumentException("peer=" + name + " (expected offmm, chm or caffeine)");
@@ -65,8 +65,9 @@ final class BenchPeers {
     static final class OffmmPeer implements Peer {
         private final OffHeapCache cache;
 
-        OffmmPeer(long entries, long budget, int maxValue) {
-            this.cache = OffHeapCache.builder().budgetBytes(budget).expectedEntries(entries).maxValueBytes(maxValue).build();
+        OffmmPeer(long entries, long budget, int maxValue, boolean hostHugePages) {
+            this.cache = OffHeapCache.builder().budgetBytes(budget).expectedEntries(entries).maxValueBytes(maxValue)
+                    .hostHugePages(hostHugePages).build();
         }
 
         @Override

@@ -82,6 +82,9 @@ public final class CacheBench implements Callable<Integer> {
     Path csv;
     @Option(names = "--seed", description = "Random seed (default ${DEFAULT-VALUE}).")
     long seed = 1;
+    @Option(names = "--host-huge-pages", arity = "1", description = "Host 2 MiB pages for every peer: offmm's physical memory"
+            + " MADV_HUGEPAGE, -XX:+UseTransparentHugePages for the JVMs of all (default ${DEFAULT-VALUE}).")
+    boolean hostHugePages = true;
     @Option(names = "--child", hidden = true)
     String child;
     @Option(names = "--round", hidden = true)
@@ -183,8 +186,11 @@ public final class CacheBench implements Callable<Integer> {
     private String forked(String peer, int t, int r) throws IOException, InterruptedException {
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
         List<String> cmd = new ArrayList<>(List.of(java, "-Xms" + heap(budget()), "-Xmx" + heap(budget()),
-                "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"),
-                CacheBench.class.getName(), "--child", peer, "--round", Integer.toString(r),
+                "--enable-native-access=ALL-UNNAMED",
+                hostHugePages ? "-XX:+UseTransparentHugePages" : "-XX:-UseTransparentHugePages",
+                "-cp", System.getProperty("java.class.path"),
+                CacheBench.class.getName(), "--host-huge-pages", Boolean.toString(hostHugePages),
+                "--child", peer, "--round", Integer.toString(r),
                 "--threads", Integer.toString(t), "--entries", Long.toString(entries),
                 "--budget-mb", Long.toString(Math.max(1, budget() >> 20)),
                 "--min-value", Integer.toString(minValue), "--max-value", Integer.toString(maxValue),
@@ -209,7 +215,7 @@ public final class CacheBench implements Callable<Integer> {
 
     /** One run in this JVM: fill, warm up, measure; returns a CSV row. */
     String runOne(String peerName, int nThreads, long budget, int r) throws InterruptedException {
-        try (BenchPeers.Peer peer = BenchPeers.create(peerName, entries, budget, maxValue)) {
+        try (BenchPeers.Peer peer = BenchPeers.create(peerName, entries, budget, maxValue, hostHugePages)) {
             fill(peer);
             System.gc();
             Histogram[] hist = new Histogram[nThreads];

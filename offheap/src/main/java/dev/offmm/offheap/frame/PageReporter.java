@@ -36,7 +36,8 @@ import java.util.concurrent.locks.LockSupport;
  * put-back, whose zone lock orders it before any allocation of the block; if it fails, the block
  * is still reported, its records stay as they were (a partial discard only zeroed tail records),
  * and {@link #failedReports()} counts it. An {@code EINVAL} (host pages larger than 4 KiB) turns
- * the struct-page part off.
+ * the struct-page part off, uncounted: a limit of the host, not a failed report. The mem_map is
+ * advised {@code MADV_NOHUGEPAGE}, so a host with THP {@code always} does not hold it in 2 MiB pages.
  *
  * <p>Frames in the per-thread caches are not reported while their thread uses its cache: at
  * most {@code high} (512 by default, 2 MiB) per thread, and they are the ones that come back hot.
@@ -232,8 +233,12 @@ final class PageReporter implements Runnable {
         }
         int errno = mapHost.discard(MemMap.recordOffset(pfn) + PageSize.BYTES, MemMap.BLOCK_RECORD_BYTES - PageSize.BYTES);
         if (errno != 0) {
-            failedReports.incrementAndGet();
+            // EINVAL: host pages larger than 4 KiB, so the records part turns off for good; that is
+            // a limit of the host, not a failed report.
             mapOff = errno == EINVAL;
+            if (!mapOff) {
+                failedReports.incrementAndGet();
+            }
             return false;
         }
         return true;

@@ -34,6 +34,7 @@ public final class HostMemory {
     private static final int MADV_DONTNEED = 4;
     private static final int MADV_FREE = 8;
     private static final int MADV_HUGEPAGE = 14;
+    private static final int MADV_NOHUGEPAGE = 15;
     /** {@code errno} for "out of memory or address space". */
     public static final int ENOMEM = 12;
 
@@ -173,6 +174,14 @@ public final class HostMemory {
      */
     public static int adviseHugePages(MemorySegment region, long offset, long length) {
         return advise(region, offset, length, MADV_HUGEPAGE);
+    }
+
+    /**
+     * {@code MADV_NOHUGEPAGE} over {@code [offset, offset + length)} of {@code region}: the host
+     * keeps it in 4 KiB pages even where THP is {@code always}. Returns 0, or the errno.
+     */
+    public static int adviseNoHugePages(MemorySegment region, long offset, long length) {
+        return advise(region, offset, length, MADV_NOHUGEPAGE);
     }
 
     private static int advise(MemorySegment region, long offset, long length, int advice) {

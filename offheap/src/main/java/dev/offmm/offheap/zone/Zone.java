@@ -88,7 +88,11 @@ public final class Zone {
                     hugeErrno = HostMemory.adviseHugePages(region, 0, bytes);
                 }
                 long mapBytes = (recordBytes + PageSize.BYTES - 1) & -PageSize.BYTES;
-                this.memMap = new MemMap(HostMemory.reserve(mapBytes, PageSize.BYTES, commit, false, arena), nrFrames);
+                MemorySegment map = HostMemory.reserve(mapBytes, PageSize.BYTES, commit, false, arena);
+                // 4 KiB host pages, also where THP is 'always': a reported block gives back 28 KiB
+                // of its records, which a host huge page would keep (and khugepaged fill in again).
+                HostMemory.adviseNoHugePages(map, 0, mapBytes);
+                this.memMap = new MemMap(map, nrFrames);
             } else {
                 this.region = arena.allocate(bytes, PageSize.HUGE_BYTES);
                 this.memMap = new MemMap(arena.allocate(recordBytes, MemMap.RECORD_BYTES), nrFrames);
