@@ -281,15 +281,17 @@ public final class AddressSpace implements AutoCloseable {
     public AddressSpace fork() {
         SlowMappingCallEvent call = enterCall();
         MmServices child = Fork.fork(services);
+        AddressSpace space;
         try {
             // Registered after the fork, so the memory's other users never wait for one to run.
-            AddressSpace space = LiveSpaces.add(services.memory().open(() -> new AddressSpace(child)));
-            SlowMappingCallEvent.end(call, "fork", mm.id(), 0, 0, 0);
-            return space;
+            space = services.memory().open(() -> new AddressSpace(child));
         } catch (RuntimeException | Error e) {
             Fork.discard(child, e);
             throw e;
         }
+        // Once the memory holds it, the child is closed by its owner or the memory, never discarded here.
+        SlowMappingCallEvent.end(call, "fork", mm.id(), 0, 0, 0);
+        return LiveSpaces.add(space);
     }
 
     /**

@@ -9,6 +9,7 @@ import jdk.jfr.RecordingState;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * Whether offmm's events may be recorded at all: true only while a recording runs (started by
@@ -26,24 +27,30 @@ public final class Jfr {
     private static volatile boolean on;
     private static volatile boolean initialized;
     private static final Object LOCK = new Object();
+    private static final AtomicLong SEQ = new AtomicLong();
+    /** The number of the notification whose answer {@link #on} holds; guarded by {@link #LOCK}. */
+    private static long written;
 
     static {
         FlightRecorder.addListener(new FlightRecorderListener() {
             @Override
             public void recorderInitialized(FlightRecorder recorder) {
                 // Set before the hooks are read: a hook added meanwhile sees 'initialized' and registers itself.
+                // Nothing of the recorder is asked here: JFR may call this holding its own locks.
                 initialized = true;
-                for (Hook h : HOOKS) {
-                    h.register();
-                }
-                recompute(recorder);
+                guarded(Jfr::registerHooks);
             }
 
             @Override
             public void recordingStateChanged(Recording recording) {
-                recompute(FlightRecorder.getFlightRecorder());
+                guarded(Jfr::recompute);
             }
         });
+        // A recorder already running called recorderInitialized inside addListener; its recordings
+        // are read now, outside addListener's lock.
+        if (FlightRecorder.isInitialized()) {
+            guarded(Jfr::recompute);
+        }
     }
 
     private Jfr() {
@@ -55,16 +62,37 @@ public final class Jfr {
     }
 
     /**
-     * Reads the recordings' states under one lock: listeners are called outside the recorder's
-     * lock, so the last to write has read the states after every change it was told of.
+     * Reads the recordings' states with no lock of ours held (JFR calls listeners while it holds the
+     * recorder's lock on some paths, and reading the recordings takes that lock), then writes the
+     * answer unless a later notification's answer is already written: each notification takes a
+     * number after its change, so the highest number read the states after every change notified.
      */
-    private static void recompute(FlightRecorder recorder) {
+    private static void recompute() {
+        long seq = SEQ.incrementAndGet();
+        boolean running = false;
+        for (Recording r : FlightRecorder.getFlightRecorder().getRecordings()) {
+            running |= r.getState() == RecordingState.RUNNING;
+        }
         synchronized (LOCK) {
-            boolean running = false;
-            for (Recording r : recorder.getRecordings()) {
-                running |= r.getState() == RecordingState.RUNNING;
+            if (seq > written) {
+                written = seq;
+                on = running;
             }
-            on = running;
+        }
+    }
+
+    private static void registerHooks() {
+        for (Hook h : HOOKS) {
+            h.register();
+        }
+    }
+
+    /** Runs a listener's work; what it throws is logged, never passed into JFR or the recording's caller. */
+    private static void guarded(Runnable work) {
+        try {
+            work.run();
+        } catch (RuntimeException e) {
+            System.getLogger("dev.offmm.jfr").log(System.Logger.Level.WARNING, "offmm's JFR listener failed", e);
         }
     }
 
@@ -88,7 +116,12 @@ public final class Jfr {
 
         void register() {
             if (done.compareAndSet(false, true)) {
-                FlightRecorder.addPeriodicEvent(type, hook);
+                try {
+                    FlightRecorder.addPeriodicEvent(type, hook);
+                } catch (RuntimeException e) {
+                    done.set(false);    // the next chance (a later initialization or add) tries again
+                    throw e;
+                }
             }
         }
     }

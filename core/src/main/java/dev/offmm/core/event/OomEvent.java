@@ -61,9 +61,14 @@ public final class OomEvent extends Event {
             e.space = space;
             e.address = address;
             e.write = write;
-            boolean open = !memory.isClosed();
-            e.freeFrames = open ? memory.freeFrameCount() : -1;
-            e.committed = open ? memory.committedBytes() : -1;
+            try {
+                e.freeFrames = memory.freeFrameCount();
+                e.committed = memory.committedBytes();
+            } catch (IllegalStateException closed) {
+                // Closed meanwhile (its getters check): the event says so rather than failing the caller.
+                e.freeFrames = -1;
+                e.committed = -1;
+            }
             e.memorySize = memory.bytes();
             e.commit();
         }
