@@ -24,7 +24,9 @@ import java.util.concurrent.locks.ReentrantLock;
  * retries) and the chunk goes on the free stack for any class.
  *
  * <p>Per chunk (not per entry) there are five small heap arrays; nothing per entry is on the heap.
- * Lock order: class lock, then the eviction lock; a writer holds neither while it copies.
+ * A put holds its class lock only to bump the pointer or install a chunk; it takes a chunk (and
+ * evicts for it) under the eviction lock alone, and an eviction's compaction only tries class
+ * locks. A writer holds neither lock while it copies.
  */
 final class Slabs {
     /** Unlinks the live entries of a chunk that is being evicted. */
@@ -167,29 +169,65 @@ final class Slabs {
 
     /**
      * Reserves room for one entry of class {@code cls} and registers the caller as a writer of its
-     * chunk (which then cannot be evicted until {@link #written}); may evict chunks first.
+     * chunk (which then cannot be evicted until {@link #written}); may evict chunks first. The
+     * class lock is held only to bump the pointer or install a chunk: a chunk is taken (and room
+     * made for it by eviction) without it, so that meanwhile the class's other puts use a chunk
+     * another thread installed, and compaction can move entries into this class.
      */
     long allocate(OffHeapCache.Session session, int cls) {
         int stride = strides[cls];
         ReentrantLock lock = classLocks[cls];
-        lock.lock();
+        int spare = -1;
         try {
-            long a = next[cls];
-            if (openChunk[cls] < 0 || a + stride > end[cls]) {
-                int old = openChunk[cls];
-                if (old >= 0) {
-                    INTS.setRelease(state, old, FULL);
+            while (true) {
+                lock.lock();
+                try {
+                    long a = next[cls];
+                    if (openChunk[cls] >= 0 && a + stride <= end[cls]) {
+                        // Room (perhaps in a chunk another thread installed while this one took a
+                        // spare). The spare goes back before this put registers as a writer: an
+                        // eviction holding the eviction lock may be waiting for that chunk's writers.
+                        if (spare >= 0) {
+                            giveBack(spare);
+                            spare = -1;
+                        }
+                        next[cls] = a + stride;
+                        writers.getAndIncrement(chunkOf(a));
+                        return a;
+                    }
+                    int old = openChunk[cls];
+                    if (old >= 0) {
+                        // Full: evictable from now on; the class has no open chunk until one is installed.
+                        INTS.setRelease(state, old, FULL);
+                        openChunk[cls] = -1;
+                    }
+                    if (spare >= 0) {
+                        openChunk[cls] = spare;
+                        a = base + ((long) spare << chunkShift);
+                        end[cls] = a + (chunkBytes / stride) * stride;
+                        next[cls] = a + stride;
+                        writers.getAndIncrement(spare);
+                        spare = -1;
+                        return a;
+                    }
+                } finally {
+                    lock.unlock();
                 }
-                int c = takeChunk(session, cls);
-                openChunk[cls] = c;
-                a = base + ((long) c << chunkShift);
-                end[cls] = a + (chunkBytes / stride) * stride;
+                spare = takeChunk(session, cls);
             }
-            next[cls] = a + stride;
-            writers.getAndIncrement(chunkOf(a));
-            return a;
         } finally {
-            lock.unlock();
+            if (spare >= 0) {
+                giveBack(spare);    // only if an exception came between the take and the install
+            }
+        }
+    }
+
+    /** A chunk taken but not installed (another thread installed one first): free again, untouched. */
+    private void giveBack(int c) {
+        synchronized (evictLock) {
+            INTS.setRelease(state, c, FREE);
+            freeStack[freeTop++] = c;
+            inUse--;
         }
     }
 

@@ -1,6 +1,7 @@
 package dev.offmm.examples.cache;
 
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 
 import java.nio.ByteBuffer;
 import java.util.Arrays;
@@ -18,6 +19,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** OffHeapCache: map semantics, eviction under the budget, no wrong value under concurrency, input checks. */
+@Timeout(120) // a deadlock between puts and eviction fails the test instead of hanging the build
 class OffHeapCacheTest {
     @Test
     void shouldBehaveLikeAHashMapWhileNothingIsEvicted() {
