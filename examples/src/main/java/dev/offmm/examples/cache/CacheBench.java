@@ -70,7 +70,8 @@ public final class CacheBench implements Callable<Integer> {
     double seconds = 5;
     @Option(names = "--warmup", description = "Warm-up seconds per run (default ${DEFAULT-VALUE}).")
     double warmup = 2;
-    @Option(names = "--rounds", description = "Rounds; each runs every peer at every thread count (default ${DEFAULT-VALUE}).")
+    @Option(names = "--rounds", description = "Rounds; each runs every peer at every thread count, in an order rotated per round"
+            + " (default ${DEFAULT-VALUE}).")
     int rounds = 2;
     @Option(names = "--sample", description = "Time every Nth get (default ${DEFAULT-VALUE}).")
     int sample = 8;
@@ -129,7 +130,10 @@ public final class CacheBench implements Callable<Integer> {
         List<String> rows = new ArrayList<>();
         for (int r = 1; r <= rounds; r++) {
             for (int t : threads) {
-                for (String p : peers) {
+                // The order rotates from round to round, so that no peer always runs first, or
+                // always right after the JVM that left the host's memory most fragmented.
+                for (int i = 0; i < peers.length; i++) {
+                    String p = peers[(i + r - 1) % peers.length];
                     String row = inProcess ? runOne(p, t, budget, r) : forked(p, t, r);
                     out.println("  " + row);
                     rows.add(row);
