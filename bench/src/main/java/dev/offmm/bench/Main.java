@@ -120,9 +120,10 @@ public final class Main implements Callable<Integer> {
             model.addSubcommand("build", CommandSpec.create());
             model.addSubcommand("java", CommandSpec.create());
             model.addSubcommand("install", CommandSpec.create());
+            model.addSubcommand("jdk", CommandSpec.create());
             CommandSpec example = CommandSpec.create();
             example.addPositional(PositionalParamSpec.builder().paramLabel("EXAMPLE").arity("0..1").index("0")
-                    .completionCandidates(List.of("arena", "cache", "snapshot")).build());
+                    .completionCandidates(List.of("arena", "arena-rss", "cache", "cache-bench", "snapshot")).build());
             model.addSubcommand("example", example);
         }
     }

@@ -98,4 +98,12 @@ public final class Ranges {
     private static String num(double v) {
         return v == Math.rint(v) ? Long.toString((long) v) : String.format(Locale.ROOT, "%s", v);
     }
+
+    /** Repetitions of a harness that repeats whole scenarios: 1 to 1000. */
+    public static final class Repetitions extends IntRange {
+        /** Accepts 1..1000. */
+        public Repetitions() {
+            super(1, 1000);
+        }
+    }
 }

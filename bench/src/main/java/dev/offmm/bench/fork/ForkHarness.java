@@ -45,7 +45,7 @@ public final class ForkHarness implements Callable<Integer> {
     private static final long MIB = 1L << 20;
     private static final long PAGE = 4096;
 
-    @Option(names = "--repeat", paramLabel = "N", converter = Repeat.class,
+    @Option(names = "--repeat", paramLabel = "N", converter = Ranges.Repetitions.class,
             description = "interleaved repetitions, 1..1000 (default ${DEFAULT-VALUE})")
     private int repeat = 7;
 
@@ -55,13 +55,6 @@ public final class ForkHarness implements Callable<Integer> {
 
     /** For picocli. */
     public ForkHarness() {
-    }
-
-    /** Repetitions. */
-    static final class Repeat extends Ranges.IntRange {
-        Repeat() {
-            super(1, 1000);
-        }
     }
 
     /** The parent's written MiB. */

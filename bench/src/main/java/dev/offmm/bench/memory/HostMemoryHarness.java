@@ -29,7 +29,7 @@ import java.util.concurrent.Callable;
 public final class HostMemoryHarness implements Callable<Integer> {
     private static final long MIB = 1L << 20;
 
-    @Option(names = "--repeat", paramLabel = "N", converter = Repeat.class,
+    @Option(names = "--repeat", paramLabel = "N", converter = Ranges.Repetitions.class,
             description = "repetitions of each measurement, 1..1000 (default ${DEFAULT-VALUE})")
     private int repeat = 5;
 
@@ -57,13 +57,6 @@ public final class HostMemoryHarness implements Callable<Integer> {
         create(out, repeat);
         giveBack(out, repeat, touchGib, delayMs, discard);
         return 0;
-    }
-
-    /** Repetitions. */
-    static final class Repeat extends Ranges.IntRange {
-        Repeat() {
-            super(1, 1000);
-        }
     }
 
     /** GiB per round. */
