@@ -10,6 +10,7 @@ import dev.offmm.core.pgtable.Pte;
 import dev.offmm.core.reclaim.EpochSlot;
 import dev.offmm.core.reclaim.Reclaimer;
 import dev.offmm.core.vma.Vma;
+import dev.offmm.offheap.PhysicalMemory;
 
 import java.lang.invoke.VarHandle;
 import java.util.Arrays;
@@ -38,8 +39,11 @@ abstract sealed class TlbContext permits Mmu {
     static final int TLB_WAYS = 2;
     /** 4 KiB TLB entries: 512, 2 MiB of reach; 16 KiB of arrays, one 64-byte line per set. */
     static final int TLB_ENTRIES = TLB_SETS * TLB_WAYS;
-    /** 2 MiB TLB entries, direct-mapped: 4 GiB of reach in 32 KiB; epoch-tagged, so a flush clears nothing. */
-    static final int HUGE_TLB_ENTRIES = 2048;
+    /**
+     * 2 MiB TLB entries, direct-mapped: 8 GiB of reach in 32 KiB, one long each (tag and frame
+     * packed, so a probe is one load); epoch-tagged, so a flush clears nothing.
+     */
+    static final int HUGE_TLB_ENTRIES = 4096;
 
     private static final long PAGE_MASK = Entries.PAGE_MASK;
     private static final long HUGE_MASK = Entries.PMD_MASK;
@@ -64,9 +68,30 @@ abstract sealed class TlbContext permits Mmu {
     private static final int EPOCH_SHIFT = 36;
     /** Filled sets a flush clears one by one; beyond this it clears the whole array. */
     private static final int TRACKED_FILLS = 64;
-    /** After this many flushes the arrays are cleared and the epoch starts again. */
-    private static final long MAX_EPOCH = (1L << (63 - EPOCH_SHIFT)) - 1;
+    /**
+     * A 2 MiB entry: {@code key << HUGE_KEY_SHIFT | frame offset | TLB_WRITE}. The frame offset
+     * is below 2^36 ({@link PhysicalMemory#MAX_BYTES}) with its low 21 bits
+     * clear; the key is {@code (vhpn >>> HUGE_INDEX_BITS) + hugeTagBase}: the 2 MiB page number's
+     * bits the index does not give (14 of a 47-bit user address), the epoch above them, plus 1.
+     */
+    private static final int HUGE_KEY_SHIFT = 36;
+    private static final int HUGE_INDEX_BITS = Integer.numberOfTrailingZeros(HUGE_TLB_ENTRIES);
+    private static final int HUGE_EPOCH_SHIFT =
+            Long.numberOfTrailingZeros(Entries.USER_END) - Entries.PMD_SHIFT - HUGE_INDEX_BITS;
+    private static final long HUGE_FRAME_MASK = ((1L << HUGE_KEY_SHIFT) - 1) & ~HUGE_MASK;
+    /**
+     * After this many flushes the arrays are cleared and the epoch starts again: the 2 MiB key
+     * keeps {@code 64 - HUGE_KEY_SHIFT - HUGE_EPOCH_SHIFT} bits of it (13; a clear of 36 KiB every
+     * 8,191 flushes).
+     */
+    static final long MAX_EPOCH = (1L << (64 - HUGE_KEY_SHIFT - HUGE_EPOCH_SHIFT - 1)) - 1;
     private static final boolean FENCE = Reclaimer.READERS_FENCE;
+
+    static {
+        if (PhysicalMemory.MAX_BYTES > 1L << HUGE_KEY_SHIFT) {
+            throw new AssertionError("a 2 MiB TLB entry holds frame offsets below 2^" + HUGE_KEY_SHIFT);
+        }
+    }
 
     final Mm mm;
     final Reclaimer reclaimer;
@@ -85,11 +110,13 @@ abstract sealed class TlbContext permits Mmu {
     private final long[] tlb = new long[TLB_SETS << SET_SHIFT];
     private final int[] filledSets = new int[TRACKED_FILLS];
     private int fills;
-    /** 2 MiB entries: tag ({@code vhpn + tagBase}), frame offset | {@code TLB_WRITE}. */
-    private final long[] hugeTlb = new long[HUGE_TLB_ENTRIES * 2];
+    /** 2 MiB entries, packed: see {@code HUGE_KEY_SHIFT}; 0 is empty (every key is at least 1). */
+    private final long[] hugeTlb = new long[HUGE_TLB_ENTRIES];
     /** The paging-structure caches; {@code tagBase}: 1 (0 stays empty) plus the flush epoch. */
     private final WalkCache walkCache;
     private long tagBase = 1;
+    /** The 2 MiB entries' key base: 1 plus the flush epoch above the page number's bits. */
+    private long hugeTagBase = 1;
     private long epoch;
     /** This context's slot in the reclaimer; a detached one once the context is closed. */
     private EpochSlot slot;
@@ -142,13 +169,14 @@ abstract sealed class TlbContext permits Mmu {
         if (t[e + w] == tag) {
             return t[e + 2] | (va & PAGE_MASK);
         }
-        // Then the 2 MiB entry, inline too (with huge pages every access misses the 4 KiB ways).
-        // No bounds check: no entry holds the 2 MiB page number (>= 2^26) of a non-user address.
+        // Then the 2 MiB entry, inline too (with huge pages every access misses the 4 KiB ways):
+        // one load. No bounds check: a non-user address has page-number bits above the 14 a key
+        // holds, so its key is larger than any a fill of this epoch stored, and an older epoch's
+        // key is smaller than any this epoch computes.
         long vhpn = va >>> Entries.PMD_SHIFT;
-        int h = (int) (vhpn & (HUGE_TLB_ENTRIES - 1)) << 1;
-        long[] ht = hugeTlb;
-        if (ht[h] == vhpn + tagBase && (!write || (ht[h + 1] & TLB_WRITE) != 0)) {
-            return (ht[h + 1] & ~PAGE_MASK) | (va & HUGE_MASK);
+        long he = hugeTlb[(int) vhpn & (HUGE_TLB_ENTRIES - 1)];
+        if (he >>> HUGE_KEY_SHIFT == (vhpn >>> HUGE_INDEX_BITS) + hugeTagBase && (!write || (he & TLB_WRITE) != 0)) {
+            return (he & HUGE_FRAME_MASK) | (va & HUGE_MASK);
         }
         // Way 1 is looked at out of line: the inlined hit path stays as small as a direct-mapped one.
         return translateSlowPath(va, write);
@@ -224,6 +252,7 @@ abstract sealed class TlbContext permits Mmu {
             epoch = 0;
         }
         tagBase = (epoch << EPOCH_SHIFT) + 1;
+        hugeTagBase = (epoch << HUGE_EPOCH_SHIFT) + 1;
         flushes++;
     }
 
@@ -303,10 +332,10 @@ abstract sealed class TlbContext permits Mmu {
                 return -1;
             }
             long vhpn = va >>> Entries.PMD_SHIFT;
-            int h = (int) (vhpn & (HUGE_TLB_ENTRIES - 1)) << 1;
-            hugeTlb[h] = vhpn + tagBase;
-            hugeTlb[h + 1] = Entries.physical(Pte.pfn(pmd), 0) | (Pte.writable(pmd) ? TLB_WRITE : 0);
-            return Entries.physical(Pte.pfn(pmd), va & HUGE_MASK);
+            long frame = Entries.physical(Pte.pfn(pmd), 0);
+            hugeTlb[(int) vhpn & (HUGE_TLB_ENTRIES - 1)] = ((vhpn >>> HUGE_INDEX_BITS) + hugeTagBase) << HUGE_KEY_SHIFT
+                    | frame | (Pte.writable(pmd) ? TLB_WRITE : 0);
+            return frame | (va & HUGE_MASK);
         }
         if (!Pte.table(pmd)) {
             return -1;

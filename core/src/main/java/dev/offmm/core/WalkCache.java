@@ -21,8 +21,8 @@ import java.util.Arrays;
 final class WalkCache {
     /** 2 MiB regions whose PTE table is cached: 512 MiB of reach in 4 KiB of tags and values. */
     static final int PTE_TABLES = 256;
-    /** 1 GiB regions whose PMD table is cached. */
-    static final int PMD_TABLES = 4;
+    /** 1 GiB regions whose PMD table is cached: 16 GiB of reach, a cache's slabs and index. */
+    static final int PMD_TABLES = 16;
 
     private final Mm mm;
     private final Entries entries;

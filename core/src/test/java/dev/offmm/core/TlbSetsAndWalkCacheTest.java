@@ -1,5 +1,6 @@
 package dev.offmm.core;
 
+import dev.offmm.core.pgtable.Entries;
 import dev.offmm.offheap.PhysicalMemory;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -13,12 +14,14 @@ import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 
 /**
  * Stale translations aimed at the set-associative TLB and the paging-structure caches: pages that
  * share a set (and evict each other), a 2 MiB region whose PTE table is cached and then freed by
  * an munmap and replaced by a new table under a new mapping, and a 1 GiB region whose PMD table
- * goes the same way. Each check reads through a context that cached the old structures, in the
+ * goes the same way; 2 MiB pages that share an entry of the 2 MiB TLB, and an address beyond the
+ * user range whose index bits match one. Each check reads through a context that cached the old structures, in the
  * unmapping thread and in another one, and must see the new mapping's values, never the old.
  */
 class TlbSetsAndWalkCacheTest {
@@ -134,6 +137,81 @@ class TlbSetsAndWalkCacheTest {
             }
             other.join();
             assertNull(failure.get(), () -> "the other context: " + failure.get());
+            as.munmap(a, REGION);
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("modes")
+    void shouldKeepHugePagesThatShareAnEntryApartAndNeverHitOutsideTheUserRange(VmConfig config) {
+        long stride = (long) TlbContext.HUGE_TLB_ENTRIES * REGION; // same 2 MiB entry, different key
+        long a = 1L << 34;
+        long b = a + stride;
+        int rw = Prot.READ | Prot.WRITE;
+        try (AddressSpace as = AddressSpace.create(memory, config); Mmu mmu = as.attach()) {
+            for (long va : new long[] {a, b}) {
+                as.mmap(va, REGION, rw, MapFlags.FIXED);
+                as.madvise(va, REGION, Advice.HUGEPAGE);
+            }
+            mmu.putLong(a, 1);
+            mmu.putLong(b, 2);
+            assertEquals(2, as.stats().hugePages(), "both are 2 MiB pages");
+            for (int rep = 0; rep < 3; rep++) {
+                assertEquals(1, mmu.getLong(a), "a evicted b's entry and must not read b's frame");
+                assertEquals(2, mmu.getLong(b), "b evicted a's entry and must not read a's frame");
+                // Above the user range with the same index bits: a fault, never a hit on a's entry.
+                assertThrows(FaultException.class, () -> mmu.getLong(a + Entries.USER_END));
+                assertThrows(FaultException.class, () -> mmu.getLong(a | Long.MIN_VALUE));
+            }
+            // Read-only: the cached writable entry must go, and a write must fault.
+            assertEquals(1, mmu.getLong(a));
+            as.mprotect(a, REGION, Prot.READ);
+            assertThrows(FaultException.class, () -> mmu.putLong(a, 3));
+            assertEquals(1, mmu.getLong(a), "still readable");
+            // Unmapped and mapped again on other frames (the old ones full of a pattern): zeros.
+            as.munmap(a, REGION);
+            long scratch = as.mmap(0, 4 * REGION, rw, MapFlags.NONE);
+            for (long off = 0; off < 4 * REGION; off += 8) {
+                mmu.putLong(scratch + off, 0x5ca7_c400_0000_0001L);
+            }
+            as.mmap(a, REGION, rw, MapFlags.FIXED);
+            as.madvise(a, REGION, Advice.HUGEPAGE);
+            assertEquals(0, mmu.getLong(a), "a fresh mapping reads zeros");
+            mmu.putLong(a, 4);
+            assertEquals(4, mmu.getLong(a));
+            assertEquals(2, mmu.getLong(b));
+            as.munmap(scratch, 4 * REGION);
+            as.munmap(a, REGION);
+            as.munmap(b, REGION);
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("modes")
+    void shouldDropEveryOldEntryWhenTheFlushEpochStartsAgain(VmConfig config) {
+        int rw = Prot.READ | Prot.WRITE;
+        long period = TlbContext.MAX_EPOCH + 1;
+        try (AddressSpace as = AddressSpace.create(memory, config); Mmu mmu = as.attach()) {
+            long a = as.mmap(1L << 34, REGION, rw, MapFlags.FIXED);
+            as.madvise(a, REGION, Advice.HUGEPAGE);
+            mmu.putLong(a, 7);
+            assertEquals(7, mmu.getLong(a));
+            long epoch = mmu.tlbFlushes() % period; // the epoch a's 2 MiB entry and walk-cache entries carry
+            as.munmap(a, REGION);
+            long scratch = as.mmap(0, 4 * REGION, rw, MapFlags.NONE);
+            for (long off = 0; off < 4 * REGION; off += 8) {
+                mmu.putLong(scratch + off, 0x5ca7_c400_0000_0001L);
+            }
+            as.mmap(a, REGION, rw, MapFlags.FIXED);
+            // Flush (without touching a) until the next access's own flush brings the epoch round
+            // to a's again: an entry that outlived the wrap-around would hit there.
+            long start = mmu.tlbFlushes();
+            while (mmu.tlbFlushes() - start < period || (mmu.tlbFlushes() + 1) % period != epoch) {
+                mmu.idle();
+            }
+            assertEquals(0, mmu.getLong(a), "the epoch came round again: the old 2 MiB entry must be gone");
+            assertEquals(epoch, mmu.tlbFlushes() % period, "the check ran in the old entry's epoch");
+            as.munmap(scratch, 4 * REGION);
             as.munmap(a, REGION);
         }
     }
