@@ -41,8 +41,9 @@ import java.util.concurrent.atomic.AtomicIntegerArray;
  * entry is never changed in place: it is written once into memory that was zero, and its memory
  * is dropped (zero again) only after its slot was cleared. So equal stamps and an unchanged slot
  * mean the copy is the whole value of that key, published at the time; anything else retries.
- * Puts copy the entry outside any lock, then publish it under the bucket's stripe lock with a
- * CAS; eviction unlinks with a CAS of the exact slot word to 0, so a put and an eviction of the
+ * Puts copy the entry outside any lock, then publish it with a CAS: a put that replaces the key's
+ * entry swaps its slot word without a lock; a new key takes the stripe lock of its hash, so two
+ * puts cannot insert it twice. Eviction unlinks with a CAS of the exact slot word to 0, so a put and an eviction of the
  * same slot settle by which CAS wins.
  *
  * <h2>Threads</h2>
@@ -324,33 +325,30 @@ public final class OffHeapCache implements AutoCloseable {
      * word), or with {@code compact} first tries to move the entry: a copy with a new stamp in its
      * class's open chunk, linked by a CAS from the exact old word (a put or remove of the key that
      * won meanwhile makes the copy garbage). Readers see either entry whole, by the same protocol.
+     * Without compaction the entries themselves are not read: the chunk's trailer names each one's
+     * bucket, read a block at a time.
      */
     private void unlinkChunk(Session s, long chunk, int stride, int count, boolean compact) {
         Mmu mmu = s.mmu;
         long freed = 0;
         long entries = 0;
-        for (int i = 0; i < count; i++) {
-            long e = chunk + (long) i * stride;
-            if (mmu.getLongAcquire(e) == 0) {
-                continue;
-            }
-            long key = mmu.getLong(e + 8);
-            long bucket = bucketOf(mix(key));
-            long ref = ((e - slabs.base) >>> 4) + 1;
-            for (int j = 0; j < SLOTS; j++) {
-                long a = bucket + 8L * j;
-                long w = mmu.getLongAcquire(a);
-                if ((w & REF_MASK) != ref) {
-                    continue;
+        long trailer = chunk + (long) count * stride;
+        int[] buckets = s.trailerBlock();
+        for (int first = 0; first < count; first += buckets.length) {
+            int n = Math.min(buckets.length, count - first);
+            mmu.read(trailer + (long) Integer.BYTES * first, s.trailerView.asSlice(0, (long) n * Integer.BYTES));
+            for (int i = 0; i < n; i++) {
+                if (buckets[i] == 0) {
+                    continue;       // never written (the chunk was closed early, or the put failed)
                 }
-                if (compact && s.move(key, e, w, a)) {
-                    break;
-                }
-                if (mmu.compareAndSetLong(a, w, 0)) {
+                long e = chunk + (long) (first + i) * stride;
+                long bucket = indexBase + ((Integer.toUnsignedLong(buckets[i]) - 1) << 6);
+                long ref = ((e - slabs.base) >>> 4) + 1;
+                long w = compact ? s.moveOrUnlink(e, bucket, ref) : s.unlinkSlot(bucket, ref);
+                if (w != 0) {
                     freed += lengthOf(w);
                     entries++;
                 }
-                break;
             }
         }
         s.add(Session.EVICTIONS, entries);
@@ -383,6 +381,9 @@ public final class OffHeapCache implements AutoCloseable {
         private long stamps;
         /** For compaction only (a value in flight), allocated on first use. */
         private byte[] scratch;
+        /** For eviction only: a block of a chunk's trailer, allocated on first use. */
+        private int[] trailer;
+        private MemorySegment trailerView;
 
         Session(Mmu mmu, int id) {
             this.mmu = mmu;
@@ -413,8 +414,9 @@ public final class OffHeapCache implements AutoCloseable {
                     if (w == 0 || w >>> TAG_SHIFT != tag) {
                         continue;
                     }
-                    if ((w & REF_MASK) > maxRef) {
-                        continue retry;
+                    long ref = w & REF_MASK;
+                    if (ref == 0 || ref > maxRef) {
+                        continue retry;     // torn
                     }
                     long e = entryOf(w);
                     long stamp = mmu.getLongAcquire(e);
@@ -482,12 +484,13 @@ public final class OffHeapCache implements AutoCloseable {
                 throw new IllegalArgumentException("len=" + len + " (expected <= maxValueBytes=" + maxValueBytes + ")");
             }
             int cls = slabs.classFor(HEADER + len);
+            long h = mix(key);
             long e = slabs.allocate(this, cls);
             try {
+                mmu.putInt(slabs.trailerOf(e), (int) (h & bucketMask) + 1);
                 mmu.putLong(e + 8, key);
                 mmu.write(e + HEADER, value, off, len);
                 mmu.putLongRelease(e, nextStamp());
-                long h = mix(key);
                 publish(h, key, wordOf(h, len, e));
             } finally {
                 slabs.written(e);
@@ -498,10 +501,28 @@ public final class OffHeapCache implements AutoCloseable {
         private void publish(long h, long key, long word) {
             long b = bucketOf(h);
             long tag = h >>> TAG_SHIFT;
+            // Replacing the key's entry takes no lock: a CAS of its exact slot word keeps the key in
+            // one slot. Only a new key's insertion is serialized, by the stripe lock, against
+            // another insertion of the same key; a failed CAS goes that way too.
+            mmu.read(b, bucketView);
+            for (int i = 0; i < SLOTS; i++) {
+                long w = bucket[i];
+                long ref = w & REF_MASK;
+                if (w == 0 || w >>> TAG_SHIFT != tag || ref == 0 || ref > maxRef || mmu.getLong(entryOf(w) + 8) != key) {
+                    continue;
+                }
+                if (mmu.compareAndSetLong(b + 8L * i, w, word)) {
+                    add(LIVE_BYTES, lengthOf(word) - lengthOf(w));
+                    linked(word, w);
+                    return;
+                }
+                break;
+            }
             lock(h);
             try {
-                // Under the stripe lock, other threads change slots of this bucket only to 0 (evictions) or,
-                // compacting, to a moved copy of the same key's entry; a failed CAS rescans.
+                // Under the stripe lock, other threads change slots of this bucket only to 0 (evictions),
+                // from one entry of a key to another of the same key (compaction's moves, replacing
+                // puts) or, for other keys, insert; a failed CAS rescans.
                 while (true) {
                     int free = -1;
                     for (int i = 0; i < SLOTS; i++) {
@@ -543,6 +564,63 @@ public final class OffHeapCache implements AutoCloseable {
             }
         }
 
+        int[] trailerBlock() {
+            if (trailer == null) {
+                trailer = new int[1024];
+                trailerView = MemorySegment.ofArray(trailer);
+            }
+            return trailer;
+        }
+
+        /**
+         * Clears the slot of {@code bucket} that names the entry {@code ref}; returns the word it
+         * held, or 0 if none did (the entry was replaced or removed). The bucket is copied in one
+         * access to find the slot; only a CAS of the exact word clears it, and "none" is decided
+         * from exact loads, since a slot left pointing into an evicted chunk would make gets retry
+         * for ever.
+         */
+        long unlinkSlot(long bucket, long ref) {
+            mmu.read(bucket, bucketView);
+            for (int j = 0; j < SLOTS; j++) {
+                long w = this.bucket[j];
+                if ((w & REF_MASK) == ref && mmu.compareAndSetLong(bucket + 8L * j, w, 0)) {
+                    return w;
+                }
+            }
+            for (int j = 0; j < SLOTS; j++) {
+                long a = bucket + 8L * j;
+                while (true) {
+                    long w = mmu.getLongAcquire(a);
+                    if ((w & REF_MASK) != ref) {
+                        break;
+                    }
+                    if (mmu.compareAndSetLong(a, w, 0)) {
+                        return w;
+                    }
+                }
+            }
+            return 0;
+        }
+
+        /**
+         * Compaction of the entry {@code ref} at {@code e}: moved into its class's open chunk if
+         * there is room (returns 0: it stays live), else unlinked (returns the word cleared, or 0).
+         */
+        long moveOrUnlink(long e, long bucket, long ref) {
+            for (int j = 0; j < SLOTS; j++) {
+                long a = bucket + 8L * j;
+                long w = mmu.getLongAcquire(a);
+                if ((w & REF_MASK) != ref) {
+                    continue;
+                }
+                if (move(mmu.getLong(e + 8), e, w, a)) {
+                    return 0;
+                }
+                return mmu.compareAndSetLong(a, w, 0) ? w : 0;
+            }
+            return 0;
+        }
+
         private long nextStamp() {
             return stampBase | (++stamps << 1);
         }
@@ -562,10 +640,12 @@ public final class OffHeapCache implements AutoCloseable {
                     scratch = new byte[maxValueBytes];
                 }
                 mmu.read(e + HEADER, scratch, 0, len);
+                long h = mix(key);
+                mmu.putInt(slabs.trailerOf(ne), (int) (h & bucketMask) + 1);
                 mmu.putLong(ne + 8, key);
                 mmu.write(ne + HEADER, scratch, 0, len);
                 mmu.putLongRelease(ne, nextStamp());
-                long nw = wordOf(mix(key), len, ne);
+                long nw = wordOf(h, len, ne);
                 if (mmu.compareAndSetLong(slot, w, nw)) {
                     slabs.live(ne, HEADER + len);
                     add(MOVES, 1);

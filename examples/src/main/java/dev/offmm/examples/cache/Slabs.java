@@ -14,7 +14,8 @@ import java.util.concurrent.locks.ReentrantLock;
  * The value store of an {@link OffHeapCache}: size classes (slabs) carved, one chunk at a time,
  * from one large {@code NORESERVE} mapping, and CLOCK eviction of whole chunks under a byte budget.
  *
- * <p>A chunk holds entries of one size class at a fixed stride, bump-allocated from the class's
+ * <p>A chunk holds entries of one size class at a fixed stride, then a trailer with each entry's
+ * bucket (4 bytes an entry), bump-allocated from the class's
  * open chunk (under the class's lock: one lock per class, taken once per put). A full chunk joins
  * the CLOCK; a get that hits sets its chunk's reference bit. When taking a chunk would exceed the
  * budget, the hand sweeps the full chunks: a referenced chunk loses its bit (second chance) or, if
@@ -33,7 +34,7 @@ final class Slabs {
     interface Unlinker {
         /**
          * Unlinks every live entry among {@code count} entries of {@code stride} bytes at
-         * {@code chunk}; if {@code compact}, first tries to copy each into its class's open chunk
+         * {@code chunk} (their trailer follows them); if {@code compact}, first tries to copy each into its class's open chunk
          * ({@link #tryAllocate}) and relink it there.
          */
         void unlinkChunk(OffHeapCache.Session session, long chunk, int stride, int count, boolean compact);
@@ -65,6 +66,11 @@ final class Slabs {
 
     /** Stride of each class, ascending; the last holds the largest entry. */
     final int[] strides;
+    /**
+     * Entries per chunk of each class: a chunk is {@code perChunk} entries at its stride, then its
+     * trailer, one int per entry ({@link #trailerOf}): the entry's bucket + 1, 0 for none.
+     */
+    final int[] perChunk;
     /** Class of an entry of {@code n} bytes: {@code classOf[(n + ALIGN - 1) / ALIGN]}. */
     private final byte[] classOf;
 
@@ -111,6 +117,10 @@ final class Slabs {
             as.madvise(base, regionBytes, Advice.HUGEPAGE);
         }
         this.strides = strides(maxEntryBytes);
+        this.perChunk = new int[strides.length];
+        for (int i = 0; i < strides.length; i++) {
+            perChunk[i] = (int) (chunkBytes / (strides[i] + Integer.BYTES));
+        }
         this.classOf = new byte[maxEntryBytes / ALIGN + 2];
         int c = 0;
         for (int u = 0; u < classOf.length; u++) {
@@ -159,6 +169,20 @@ final class Slabs {
         return (int) ((address - base) >>> chunkShift);
     }
 
+    /**
+     * The trailer int of the entry at {@code address}: the writer of the entry stores its bucket
+     * there, so that an eviction finds the entry's slot from one dense array instead of reading
+     * every entry's header (a DRAM miss each). Only for an entry this thread allocated and has not
+     * yet reported {@link #written}.
+     */
+    long trailerOf(long address) {
+        int c = chunkOf(address);
+        long start = base + ((long) c << chunkShift);
+        int cls = chunkClass[c];
+        int stride = strides[cls];
+        return start + (long) perChunk[cls] * stride + (long) Integer.BYTES * ((address - start) / stride);
+    }
+
     /** A get hit an entry at {@code address}: give its chunk a second chance (written only if clear). */
     void touch(long address) {
         int c = chunkOf(address);
@@ -204,7 +228,7 @@ final class Slabs {
                     if (spare >= 0) {
                         openChunk[cls] = spare;
                         a = base + ((long) spare << chunkShift);
-                        end[cls] = a + (chunkBytes / stride) * stride;
+                        end[cls] = a + (long) perChunk[cls] * stride;
                         next[cls] = a + stride;
                         writers.getAndIncrement(spare);
                         spare = -1;
@@ -328,9 +352,9 @@ final class Slabs {
                 Thread.yield();
             }
         }
-        int stride = strides[chunkClass[c]];
+        int cls = chunkClass[c];
         long chunk = base + ((long) c << chunkShift);
-        unlinker.unlinkChunk(session, chunk, stride, (int) (chunkBytes / stride), compact);
+        unlinker.unlinkChunk(session, chunk, strides[cls], perChunk[cls], compact);
         // Unlinked first: from here no slot points into the chunk, and readers that still hold an
         // old reference see zeros (or a later entry's stamp) and retry.
         as.madvise(chunk, chunkBytes, Advice.DONTNEED);
