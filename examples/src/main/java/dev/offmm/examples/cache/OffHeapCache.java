@@ -41,10 +41,9 @@ import java.util.concurrent.atomic.AtomicIntegerArray;
  * entry is never changed in place: it is written once into memory that was zero, and its memory
  * is dropped (zero again) only after its slot was cleared. So equal stamps and an unchanged slot
  * mean the copy is the whole value of that key, published at the time; anything else retries.
- * Puts copy the entry outside any lock, then publish it with a CAS: a put that replaces the key's
- * entry swaps its slot word without a lock; a new key takes the stripe lock of its hash, so two
- * puts cannot insert it twice. Eviction unlinks with a CAS of the exact slot word to 0, so a put and an eviction of the
- * same slot settle by which CAS wins.
+ * Puts copy the entry outside any lock, then publish it under the stripe lock of the key's hash
+ * with a CAS; eviction unlinks with a CAS of the exact slot word to 0, so a put and an eviction of
+ * the same slot settle by which CAS wins.
  *
  * <h2>Threads</h2>
  * Each thread works through its own {@link Session} ({@link #session()}, like an {@link Mmu});
@@ -339,7 +338,7 @@ public final class OffHeapCache implements AutoCloseable {
             mmu.read(trailer + (long) Integer.BYTES * first, s.trailerView.asSlice(0, (long) n * Integer.BYTES));
             for (int i = 0; i < n; i++) {
                 if (buckets[i] == 0) {
-                    continue;       // never written (the chunk was closed early, or the put failed)
+                    continue;       // never written: its put failed before it wrote the trailer
                 }
                 long e = chunk + (long) (first + i) * stride;
                 long bucket = indexBase + ((Integer.toUnsignedLong(buckets[i]) - 1) << 6);
@@ -501,28 +500,15 @@ public final class OffHeapCache implements AutoCloseable {
         private void publish(long h, long key, long word) {
             long b = bucketOf(h);
             long tag = h >>> TAG_SHIFT;
-            // Replacing the key's entry takes no lock: a CAS of its exact slot word keeps the key in
-            // one slot. Only a new key's insertion is serialized, by the stripe lock, against
-            // another insertion of the same key; a failed CAS goes that way too.
-            mmu.read(b, bucketView);
-            for (int i = 0; i < SLOTS; i++) {
-                long w = bucket[i];
-                long ref = w & REF_MASK;
-                if (w == 0 || w >>> TAG_SHIFT != tag || ref == 0 || ref > maxRef || mmu.getLong(entryOf(w) + 8) != key) {
-                    continue;
-                }
-                if (mmu.compareAndSetLong(b + 8L * i, w, word)) {
-                    add(LIVE_BYTES, lengthOf(word) - lengthOf(w));
-                    linked(word, w);
-                    return;
-                }
-                break;
-            }
+            // A replace takes the lock too. Without it, a slot word seen naming the key's entry can
+            // name another key's entry by the time of the CAS (the chunk evicted and reused at the
+            // same address, same tag and length) while a third put inserts the key elsewhere: two
+            // slots for one key, and an older value returned after a newer one.
             lock(h);
             try {
                 // Under the stripe lock, other threads change slots of this bucket only to 0 (evictions),
-                // from one entry of a key to another of the same key (compaction's moves, replacing
-                // puts) or, for other keys, insert; a failed CAS rescans.
+                // from one entry of a key to a moved copy of it (compaction) or, for keys of other
+                // stripes, insert and replace; a failed CAS rescans.
                 while (true) {
                     int free = -1;
                     for (int i = 0; i < SLOTS; i++) {
