@@ -58,6 +58,8 @@ public final class OffHeapCache implements AutoCloseable {
     private static final int LEN_SHIFT = 36;
     static final long REF_MASK = (1L << LEN_SHIFT) - 1;
     private static final int TAG_SHIFT = 52;
+    /** Retries of one get before it gives up on an index that cannot be right (see {@code Session.get}). */
+    private static final int MAX_RETRIES = 1 << 20;
     private static final VarHandle LONGS = MethodHandles.arrayElementVarHandle(long[].class);
 
     private final PhysicalMemory memory;
@@ -255,6 +257,11 @@ public final class OffHeapCache implements AutoCloseable {
         }
     }
 
+    /** For tests: drops every slab page without unlinking, so each slot names an entry that is gone. */
+    void dropSlabsBehindTheIndexForTesting() {
+        as.madvise(slabs.base, slabs.regionBytes, Advice.DONTNEED);
+    }
+
     private void ensureOpen() {
         if (closed) {
             throw new IllegalStateException("cache is closed");
@@ -404,8 +411,15 @@ public final class OffHeapCache implements AutoCloseable {
             long h = mix(key);
             long b = bucketOf(h);
             long tag = h >>> TAG_SHIFT;
+            int retries = 0;
             retry:
             while (true) {
+                if (++retries > MAX_RETRIES) {
+                    // A retry waits for a writer or an eviction that is under way; this many in a row
+                    // mean a slot names an entry that is gone for good: a bug, reported, not a hang.
+                    throw new IllegalStateException("get(" + key + "): bucket 0x" + Long.toHexString(b) + " still names"
+                            + " an entry being written or dropped after " + MAX_RETRIES + " retries; the index is corrupt");
+                }
                 // The whole bucket in one access (a miss looks at every slot).
                 mmu.read(b, bucketView);
                 for (int i = 0; i < SLOTS; i++) {

@@ -278,6 +278,21 @@ class OffHeapCacheTest {
     }
 
     @Test
+    @Timeout(60)
+    void shouldReportACorruptIndexInsteadOfRetryingForEver() {
+        try (OffHeapCache cache = OffHeapCache.builder().maxValueBytes(100).build()) {
+            for (long k = 1; k <= 100; k++) {
+                cache.put(k, new byte[] {(byte) k});
+            }
+            assertEquals(1, cache.get(7, new byte[1]));
+            cache.dropSlabsBehindTheIndexForTesting();
+            IllegalStateException e = assertThrows(IllegalStateException.class, () -> cache.get(7, new byte[1]));
+            assertTrue(e.getMessage().contains("corrupt"), e.getMessage());
+            assertEquals(-1, cache.get(1_000_000, new byte[1]), "a key the index does not name is still a miss");
+        }
+    }
+
+    @Test
     void shouldAnswerBadInputWithIllegalArgumentException() {
         assertThrows(IllegalArgumentException.class, () -> OffHeapCache.builder().budgetBytes(-1));
         assertThrows(IllegalArgumentException.class, () -> OffHeapCache.builder().expectedEntries(0));
