@@ -14,9 +14,9 @@ import java.util.concurrent.locks.ReentrantLock;
  * The value store of an {@link OffHeapCache}: size classes (slabs) carved, one chunk at a time,
  * from one large {@code NORESERVE} mapping, and CLOCK eviction of whole chunks under a byte budget.
  *
- * <p>A chunk holds entries of one size class at a fixed stride, then a trailer with each entry's
- * bucket (4 bytes an entry), bump-allocated from the class's
- * open chunk (under the class's lock: one lock per class, taken once per put). A full chunk joins
+ * <p>A chunk holds entries of one size class at a fixed stride, bump-allocated from the class's
+ * open chunk (under the class's lock: one lock per class, taken once per put), and ends in a
+ * trailer with each entry's bucket (4 bytes an entry) for its eviction. A full chunk joins
  * the CLOCK; a get that hits sets its chunk's reference bit. When taking a chunk would exceed the
  * budget, the hand sweeps the full chunks: a referenced chunk loses its bit (second chance) or, if
  * most of its bytes are dead (replaced entries), is compacted; an unreferenced one is evicted: its
