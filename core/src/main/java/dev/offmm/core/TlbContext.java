@@ -70,9 +70,9 @@ abstract sealed class TlbContext permits Mmu {
     private static final int TRACKED_FILLS = 64;
     /**
      * A 2 MiB entry: {@code key << HUGE_KEY_SHIFT | frame offset | TLB_WRITE}. The frame offset
-     * is below 2^36 ({@link PhysicalMemory#MAX_BYTES}) with its low 21 bits
-     * clear; the key is {@code (vhpn >>> HUGE_INDEX_BITS) + hugeTagBase}: the 2 MiB page number's
-     * bits the index does not give (14 of a 47-bit user address), the epoch above them, plus 1.
+     * is below 2^36 ({@link PhysicalMemory#MAX_BYTES}) with its low 21 bits clear; the key is
+     * {@code (vhpn >>> HUGE_INDEX_BITS) + hugeTagBase}: the 2 MiB page number's bits the index
+     * does not give (14 of a 47-bit user address), the epoch above them, plus 1.
      */
     private static final int HUGE_KEY_SHIFT = 36;
     private static final int HUGE_INDEX_BITS = Integer.numberOfTrailingZeros(HUGE_TLB_ENTRIES);
@@ -81,8 +81,8 @@ abstract sealed class TlbContext permits Mmu {
     private static final long HUGE_FRAME_MASK = ((1L << HUGE_KEY_SHIFT) - 1) & ~HUGE_MASK;
     /**
      * After this many flushes the arrays are cleared and the epoch starts again: the 2 MiB key
-     * keeps {@code 64 - HUGE_KEY_SHIFT - HUGE_EPOCH_SHIFT} bits of it (13; a clear of 36 KiB every
-     * 8,191 flushes).
+     * keeps {@code 63 - HUGE_KEY_SHIFT - HUGE_EPOCH_SHIFT} bits of it (13, with one bit spare for
+     * the key's {@code + 1}; a clear of 36 KiB every 8,192 flushes).
      */
     static final long MAX_EPOCH = (1L << (64 - HUGE_KEY_SHIFT - HUGE_EPOCH_SHIFT - 1)) - 1;
     private static final boolean FENCE = Reclaimer.READERS_FENCE;

@@ -34,8 +34,8 @@ final class Slabs {
     interface Unlinker {
         /**
          * Unlinks every live entry among {@code count} entries of {@code stride} bytes at
-         * {@code chunk} (their trailer follows them); if {@code compact}, first tries to copy each into its class's open chunk
-         * ({@link #tryAllocate}) and relink it there.
+         * {@code chunk} (their trailer follows them); if {@code compact}, first tries to copy each
+         * into its class's open chunk ({@link #tryAllocate}) and relink it there.
          */
         void unlinkChunk(OffHeapCache.Session session, long chunk, int stride, int count, boolean compact);
     }
