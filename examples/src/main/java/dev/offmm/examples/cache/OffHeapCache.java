@@ -383,7 +383,7 @@ public final class OffHeapCache implements AutoCloseable {
         final Mmu mmu;
         /**
          * The bucket's copy. A {@code byte[]}: a copy into a heap array takes fewer checks than one
-         * into a heap segment (issue 17's {@code CacheReadBenchmark}: 64-byte reads 1.3-1.9x faster).
+         * into a heap segment (issue 17's {@code CacheReadBenchmark}: 64-byte reads 1.1-1.9x faster).
          */
         private final byte[] bucket = new byte[SLOTS * Long.BYTES];
         /** Written by the owner only (opaque), summed by {@link #stats()}; padded against false sharing. */
