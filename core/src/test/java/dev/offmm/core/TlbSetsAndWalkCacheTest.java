@@ -21,8 +21,9 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
  * share a set (and evict each other), a 2 MiB region whose PTE table is cached and then freed by
  * an munmap and replaced by a new table under a new mapping, and a 1 GiB region whose PMD table
  * goes the same way; 2 MiB pages that share an entry of the 2 MiB TLB, and an address beyond the
- * user range whose index bits match one. Each check reads through a context that cached the old structures, in the
- * unmapping thread and in another one, and must see the new mapping's values, never the old.
+ * user range whose index bits match one. Each check reads through a context that cached the old
+ * structures, in the unmapping thread and in another one, and must see the new mapping's values,
+ * never the old.
  */
 class TlbSetsAndWalkCacheTest {
     private static final long PAGE = 4096;
@@ -157,9 +158,10 @@ class TlbSetsAndWalkCacheTest {
             mmu.putLong(b, 2);
             assertEquals(2, as.stats().hugePages(), "both are 2 MiB pages");
             for (int rep = 0; rep < 3; rep++) {
-                assertEquals(1, mmu.getLong(a), "a evicted b's entry and must not read b's frame");
                 assertEquals(2, mmu.getLong(b), "b evicted a's entry and must not read a's frame");
-                // Above the user range with the same index bits: a fault, never a hit on a's entry.
+                assertEquals(1, mmu.getLong(a), "a evicted b's entry and must not read b's frame");
+                // The entry holds a now. Above the user range with the same index bits: a fault,
+                // never a hit on a's entry.
                 assertThrows(FaultException.class, () -> mmu.getLong(a + Entries.USER_END));
                 assertThrows(FaultException.class, () -> mmu.getLong(a | Long.MIN_VALUE));
             }
