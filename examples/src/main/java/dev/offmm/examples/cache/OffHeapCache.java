@@ -11,7 +11,6 @@ import dev.offmm.offheap.PhysicalMemory;
 
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
-import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicIntegerArray;
@@ -63,6 +62,7 @@ public final class OffHeapCache implements AutoCloseable {
     private static final int MAX_RETRIES = 1 << 20;
     private static final VarHandle LONGS = MethodHandles.arrayElementVarHandle(long[].class);
     private static final VarHandle SLOT_BYTES = MethodHandles.byteArrayViewVarHandle(long[].class, ByteOrder.LITTLE_ENDIAN);
+    private static final VarHandle TRAILER_BYTES = MethodHandles.byteArrayViewVarHandle(int[].class, ByteOrder.LITTLE_ENDIAN);
 
     private final PhysicalMemory memory;
     private final AddressSpace as;
@@ -341,16 +341,18 @@ public final class OffHeapCache implements AutoCloseable {
         long freed = 0;
         long entries = 0;
         long trailer = chunk + (long) count * stride;
-        int[] buckets = s.trailerBlock();
-        for (int first = 0; first < count; first += buckets.length) {
-            int n = Math.min(buckets.length, count - first);
-            mmu.read(trailer + (long) Integer.BYTES * first, s.trailerView.asSlice(0, (long) n * Integer.BYTES));
+        byte[] block = s.trailerBlock();
+        int perBlock = block.length / Integer.BYTES;
+        for (int first = 0; first < count; first += perBlock) {
+            int n = Math.min(perBlock, count - first);
+            mmu.read(trailer + (long) Integer.BYTES * first, block, 0, n * Integer.BYTES);
             for (int i = 0; i < n; i++) {
-                if (buckets[i] == 0) {
+                int code = (int) TRAILER_BYTES.get(block, i * Integer.BYTES);
+                if (code == 0) {
                     continue;       // never written: its put failed before it wrote the trailer
                 }
                 long e = chunk + (long) (first + i) * stride;
-                long bucket = indexBase + ((Integer.toUnsignedLong(buckets[i]) - 1) << 6);
+                long bucket = indexBase + ((Integer.toUnsignedLong(code) - 1) << 6);
                 long ref = ((e - slabs.base) >>> 4) + 1;
                 long w = compact ? s.moveOrUnlink(e, bucket, ref) : s.unlinkSlot(bucket, ref);
                 if (w != 0) {
@@ -392,9 +394,8 @@ public final class OffHeapCache implements AutoCloseable {
         private long stamps;
         /** For compaction only (a value in flight), allocated on first use. */
         private byte[] scratch;
-        /** For eviction only: a block of a chunk's trailer, allocated on first use. */
-        private int[] trailer;
-        private MemorySegment trailerView;
+        /** For eviction only: a block of a chunk's trailer (little-endian ints), allocated on first use. */
+        private byte[] trailer;
 
         Session(Mmu mmu, int id) {
             this.mmu = mmu;
@@ -505,7 +506,7 @@ public final class OffHeapCache implements AutoCloseable {
             long h = mix(key);
             long e = slabs.allocate(this, cls);
             try {
-                mmu.putInt(slabs.trailerOf(e), (int) (h & bucketMask) + 1);
+                writeTrailer(e, h);
                 mmu.putLong(e + 8, key);
                 mmu.write(e + HEADER, value, off, len);
                 mmu.putLongRelease(e, nextStamp());
@@ -574,12 +575,16 @@ public final class OffHeapCache implements AutoCloseable {
             return (long) SLOT_BYTES.get(bucket, i * Long.BYTES);
         }
 
-        int[] trailerBlock() {
+        byte[] trailerBlock() {
             if (trailer == null) {
-                trailer = new int[1024];
-                trailerView = MemorySegment.ofArray(trailer);
+                trailer = new byte[1024 * Integer.BYTES];
             }
             return trailer;
+        }
+
+        /** Writes the trailer int of the entry at {@code e}, whose key hashes to {@code h}: its bucket + 1. */
+        private void writeTrailer(long e, long h) {
+            mmu.putInt(slabs.trailerOf(e), (int) (h & bucketMask) + 1);
         }
 
         /**
@@ -651,7 +656,7 @@ public final class OffHeapCache implements AutoCloseable {
                 }
                 mmu.read(e + HEADER, scratch, 0, len);
                 long h = mix(key);
-                mmu.putInt(slabs.trailerOf(ne), (int) (h & bucketMask) + 1);
+                writeTrailer(ne, h);
                 mmu.putLong(ne + 8, key);
                 mmu.write(ne + HEADER, scratch, 0, len);
                 mmu.putLongRelease(ne, nextStamp());
