@@ -4,6 +4,7 @@ import dev.offmm.bench.cli.Cli;
 import dev.offmm.bench.cli.Version;
 import dev.offmm.bench.fork.ForkHarness;
 import dev.offmm.bench.memory.HostMemoryHarness;
+import dev.offmm.bench.mmu.ReadRatioHarness;
 import dev.offmm.bench.reclaim.ReclaimHarness;
 import dev.offmm.bench.scale.ScaleHarness;
 import dev.offmm.bench.stat.StatCommand;
@@ -24,7 +25,8 @@ import java.util.concurrent.Callable;
 /**
  * Entry point of the bench jar: {@code demo} (a short fault-scaling sweep), {@code scale} (the
  * full harness), {@code stat} (live counters), {@code reclaim} (the memory-comes-back scenarios),
- * {@code memory} (what physical memory costs the host), {@code fork} (fork and the COW storm),
+ * {@code memory} (what physical memory costs the host), {@code fork} (fork and the COW storm), {@code reads} (random reads
+ * through offmm against a plain segment, in alternating slices),
  * {@code jmh} (the JMH suite with JMH's own options) and {@code completion} (a bash/zsh
  * completion script generated from this command line). Usage errors are one line and exit 2.
  */
@@ -53,6 +55,7 @@ public final class Main implements Callable<Integer> {
         cl.addSubcommand("reclaim", ReclaimHarness.command());
         cl.addSubcommand("memory", new HostMemoryHarness());
         cl.addSubcommand("fork", new ForkHarness());
+        cl.addSubcommand("reads", new ReadRatioHarness());
         cl.addSubcommand("jmh", new CommandLine(new Jmh()).setUnmatchedOptionsArePositionalParams(true));
         cl.addSubcommand("completion", new Completion());
         cl.addSubcommand("help", new HelpCommand());

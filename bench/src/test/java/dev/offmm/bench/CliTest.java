@@ -45,7 +45,7 @@ class CliTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"demo", "scale", "stat", "reclaim", "memory", "fork", "jmh", "completion"})
+    @ValueSource(strings = {"demo", "scale", "stat", "reclaim", "memory", "fork", "reads", "jmh", "completion"})
     void everyCommandHasHelp(String cmd) {
         Run r = run(cmd, "--help");
         assertEquals(0, r.status(), r::err);
@@ -55,7 +55,7 @@ class CliTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"demo", "scale", "stat", "reclaim", "memory", "fork", "jmh", "completion"})
+    @ValueSource(strings = {"demo", "scale", "stat", "reclaim", "memory", "fork", "reads", "jmh", "completion"})
     void everyCommandHasVersion(String cmd) {
         String v = Version.projectVersion();
         assertNotEquals("unknown", v, "the filtered offmm-bench.properties is on the class path");
@@ -69,7 +69,7 @@ class CliTest {
     void rootHelpListsEveryCommandAndVersionIsTheProjects() {
         Run r = run("--help");
         assertEquals(0, r.status());
-        for (String cmd : List.of("demo", "scale", "stat", "reclaim", "memory", "fork", "jmh", "completion", "help")) {
+        for (String cmd : List.of("demo", "scale", "stat", "reclaim", "memory", "fork", "reads", "jmh", "completion", "help")) {
             assertTrue(r.out().contains("\n  " + cmd + " "), () -> cmd + " in " + r.out());
         }
         Run none = run();
@@ -121,7 +121,7 @@ class CliTest {
         assertTrue(usageError("scale", "--seconds").contains("missing"));
         Run r = run("bogus");
         assertEquals(2, r.status());
-        assertEquals("offmm-bench: unknown command 'bogus' (expected demo, scale, stat, reclaim, memory, fork, jmh,"
+        assertEquals("offmm-bench: unknown command 'bogus' (expected demo, scale, stat, reclaim, memory, fork, reads, jmh,"
                 + " completion, help)", r.err().strip());
     }
 
@@ -161,6 +161,30 @@ class CliTest {
 
     private static String value(CommandLine cl, String option) {
         return String.valueOf((Object) cl.getCommandSpec().findOption(option).getValue());
+    }
+
+    @Test
+    void readsPrintsOnePairedRatioPerCase() {
+        Run r = run("reads", "--sizes", "256k,4m", "--distributions", "uniform", "--pairs", "3", "--warmup-pairs", "1",
+                "--slice-ms", "20", "--threads", "2", "--thp");
+        assertEquals(0, r.status(), r::err);
+        List<String> rows = r.out().lines().filter(l -> l.contains(" uniform ")).toList();
+        assertEquals(2, rows.size(), r::out);
+        assertTrue(rows.get(0).startsWith("256 KiB") && rows.get(0).contains(" false "), r::out);
+        assertTrue(rows.get(1).startsWith("4 MiB") && rows.get(1).contains(" true "), "--thp for 2 MiB or more: " + r.out());
+        for (String row : rows) {
+            String[] f = row.trim().split("\\s+");      // 256 KiB uniform false offmm plain ratio min-max
+            double offmm = Double.parseDouble(f[4]);
+            double plain = Double.parseDouble(f[5]);
+            double ratio = Double.parseDouble(f[6]);
+            assertTrue(offmm > 0 && plain > 0 && Double.isFinite(ratio), row);
+            // The median of the pairs' ratios is near the ratio of the medians.
+            assertTrue(ratio > offmm / plain / 1.5 && ratio < offmm / plain * 1.5, row);
+        }
+        assertTrue(usageError("reads", "--sizes", "3k").contains("4k..64g"));
+        assertTrue(usageError("reads", "--sizes", "lots").contains("not a size"));
+        assertTrue(usageError("reads", "--distributions", "normal").contains("uniform, zipf"));
+        assertTrue(usageError("reads", "--pairs", "0").contains("1..10000"));
     }
 
     @Test
