@@ -178,6 +178,8 @@ public final class ReadRatioHarness implements Callable<Integer> {
         return (slice / 2) % 2 == 0;
     }
 
+    // Two copies of one loop on purpose: each compiles with its own read in line; one loop taking the
+    // read as a lambda would call it through a megamorphic site and measure the call.
     private static long offmmSlice(CacheReadBenchmark.Memory m, CacheReadBenchmark.Reader r, long deadline) {
         CacheReadBenchmark b = BENCH;
         long n = 0;
