@@ -52,10 +52,16 @@ final class BenchPeers {
         void close();
     }
 
-    static Peer create(String name, long entries, long budget, int maxValue, boolean hostHugePages) {
+    /**
+     * A peer for {@code entries} keys under {@code budget} bytes; {@code fitting}: about how many
+     * entries the budget holds, the size hint of the peers that take one (offmm's index, fixed at
+     * construction, and CHM's initial table), as a user would size them: for the entries the
+     * cache can hold, not for every key that may come.
+     */
+    static Peer create(String name, long entries, long fitting, long budget, int maxValue, boolean hostHugePages) {
         return switch (name) {
-            case "offmm" -> new OffmmPeer(entries, budget, maxValue, hostHugePages);
-            case "chm" -> new ChmPeer(entries, budget);
+            case "offmm" -> new OffmmPeer(Math.min(entries, fitting), budget, maxValue, hostHugePages);
+            case "chm" -> new ChmPeer(Math.min(entries, fitting), budget);
             case "caffeine" -> new CaffeinePeer(budget);
             default -> throw new IllegalArgumentException("peer=" + name + " (expected offmm, chm or caffeine)");
         };

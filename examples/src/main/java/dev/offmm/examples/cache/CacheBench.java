@@ -219,7 +219,8 @@ public final class CacheBench implements Callable<Integer> {
 
     /** One run in this JVM: fill, warm up, measure; returns a CSV row. */
     String runOne(String peerName, int nThreads, long budget, int r) throws InterruptedException {
-        try (BenchPeers.Peer peer = BenchPeers.create(peerName, entries, budget, maxValue, hostHugePages)) {
+        long fitting = budget / (OffHeapCache.HEADER + (minValue + maxValue) / 2);
+        try (BenchPeers.Peer peer = BenchPeers.create(peerName, entries, fitting, budget, maxValue, hostHugePages)) {
             fill(peer);
             System.gc();
             Histogram[] hist = new Histogram[nThreads];
