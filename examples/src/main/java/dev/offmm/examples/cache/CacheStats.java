@@ -12,7 +12,7 @@ package dev.offmm.examples.cache;
  * @param removeCount removes that found their key
  * @param evictionCount entries dropped to stay within the budget (whole slab chunks)
  * @param collisionEvictionCount entries dropped because their index bucket was full
- * @param chunkEvictionCount slab chunks evicted and given back with {@code DONTNEED}
+ * @param chunkEvictionCount slab chunks evicted: given back with {@code DONTNEED}, or recycled
  * @param entryCount entries live now
  * @param liveBytes value bytes of the live entries
  * @param slabBytes bytes of the slab chunks in use (what the budget limits)
@@ -21,11 +21,13 @@ package dev.offmm.examples.cache;
  * @param rssBytes resident bytes of the cache's address space (index and slabs)
  * @param pageTableBytes bytes of the address space's page tables
  * @param movedCount live entries copied forward out of chunks compacted by eviction
+ * @param chunkRecycleCount of the chunks evicted, those handed to the put that needed one with their
+ *     pages still resident (at the budget, so no fault and no zeroing), not given back
  */
 public record CacheStats(long hitCount, long missCount, long putCount, long removeCount, long evictionCount,
                          long collisionEvictionCount, long chunkEvictionCount, long entryCount, long liveBytes,
                          long slabBytes, long budgetBytes, long indexBytes, long rssBytes, long pageTableBytes,
-                         long movedCount) {
+                         long movedCount, long chunkRecycleCount) {
     /** Gets, hits and misses. */
     public long requestCount() {
         return hitCount + missCount;
@@ -45,6 +47,7 @@ public record CacheStats(long hitCount, long missCount, long putCount, long remo
                 + ", collisionEvictionCount=" + collisionEvictionCount + ", chunkEvictionCount=" + chunkEvictionCount
                 + ", entryCount=" + entryCount + ", liveBytes=" + liveBytes + ", slabBytes=" + slabBytes
                 + ", budgetBytes=" + budgetBytes + ", indexBytes=" + indexBytes + ", rssBytes=" + rssBytes
-                + ", pageTableBytes=" + pageTableBytes + ", movedCount=" + movedCount + '}';
+                + ", pageTableBytes=" + pageTableBytes + ", movedCount=" + movedCount
+                + ", chunkRecycleCount=" + chunkRecycleCount + '}';
     }
 }

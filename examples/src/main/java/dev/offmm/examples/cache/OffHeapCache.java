@@ -39,8 +39,10 @@ import java.util.concurrent.atomic.AtomicIntegerArray;
  * load-load fence, the stamp again and the slot again. A stamp is unique over the cache's life
  * (session id and counter) and set, by a release store, only after the entry is written, and an
  * entry is never changed in place: it is written once into memory that was zero, and its memory
- * is dropped (zero again) only after its slot was cleared. So equal stamps and an unchanged slot
- * mean the copy is the whole value of that key, published at the time; anything else retries.
+ * is reused only after its slot was cleared: dropped (zero again), or recycled, which zeroes the
+ * stamp of every entry of the chunk first, and each writer zeroes its own stamp before its other
+ * bytes (both ordered by a store-store fence). So equal stamps and an unchanged slot mean the copy
+ * is the whole value of that key, published at the time; anything else retries.
  * Puts copy the entry outside any lock, then publish it under the stripe lock of the key's hash
  * with a CAS; eviction unlinks with a CAS of the exact slot word to 0, so a put and an eviction of
  * the same slot settle by which CAS wins.
@@ -222,7 +224,8 @@ public final class OffHeapCache implements AutoCloseable {
         return new CacheStats(sum[Session.HITS], sum[Session.MISSES], sum[Session.PUTS], sum[Session.REMOVES],
                 sum[Session.EVICTIONS], sum[Session.COLLISIONS], slabs.evictedChunks(), sum[Session.ENTRIES],
                 sum[Session.LIVE_BYTES], slabs.chunksInUse() * slabs.chunkBytes, budgetBytes, indexBytes,
-                vm.rssPages() * AddressSpace.PAGE_SIZE, vm.pageTableBytes(), sum[Session.MOVES]);
+                vm.rssPages() * AddressSpace.PAGE_SIZE, vm.pageTableBytes(), sum[Session.MOVES],
+                slabs.recycledChunks());
     }
 
     /** The largest value accepted. */
@@ -262,6 +265,20 @@ public final class OffHeapCache implements AutoCloseable {
     /** For tests: drops every slab page without unlinking, so each slot names an entry that is gone. */
     void dropSlabsBehindTheIndexForTesting() {
         as.madvise(slabs.base, slabs.regionBytes, Advice.DONTNEED);
+    }
+
+    /** For tests: the address of the entry that the index names for {@code key}, or -1 if none does. */
+    long entryOfForTesting(long key) {
+        Mmu mmu = mine().mmu;
+        long h = mix(key);
+        long b = bucketOf(h);
+        for (int i = 0; i < SLOTS; i++) {
+            long w = mmu.getLongAcquire(b + 8L * i);
+            if (w != 0 && w >>> TAG_SHIFT == h >>> TAG_SHIFT && mmu.getLong(entryOf(w) + 8) == key) {
+                return entryOf(w);
+            }
+        }
+        return -1;
     }
 
     private void ensureOpen() {
@@ -336,7 +353,7 @@ public final class OffHeapCache implements AutoCloseable {
      * Without compaction the entries themselves are not read: the chunk's trailer names each one's
      * bucket, read a block at a time.
      */
-    private void unlinkChunk(Session s, long chunk, int stride, int count, boolean compact) {
+    private void unlinkChunk(Session s, long chunk, int stride, int count, boolean compact, boolean recycle) {
         Mmu mmu = s.mmu;
         long freed = 0;
         long entries = 0;
@@ -348,8 +365,10 @@ public final class OffHeapCache implements AutoCloseable {
             mmu.read(trailer + (long) Integer.BYTES * first, block, 0, n * Integer.BYTES);
             for (int i = 0; i < n; i++) {
                 int code = (int) TRAILER_BYTES.get(block, i * Integer.BYTES);
-                if (code == 0) {
-                    continue;       // never written: its put failed before it wrote the trailer
+                if (code == 0 || Integer.toUnsignedLong(code) - 1 > bucketMask) {
+                    // Never written: its put failed before it wrote the trailer, which holds zeros
+                    // (a fresh chunk) or a recycled chunk's old bytes; no slot names the entry.
+                    continue;
                 }
                 long e = chunk + (long) (first + i) * stride;
                 long bucket = indexBase + ((Integer.toUnsignedLong(code) - 1) << 6);
@@ -364,6 +383,16 @@ public final class OffHeapCache implements AutoCloseable {
         s.add(Session.EVICTIONS, entries);
         s.add(Session.ENTRIES, -entries);
         s.add(Session.LIVE_BYTES, -freed);
+        if (recycle) {
+            // The chunk is written again without being dropped first: every entry's stamp, live or
+            // not (a reader may hold the slot word of one replaced long ago), goes to 0 before any
+            // byte of the next use, so a reader that saw its stamp and then a later byte sees the
+            // stamp changed when it reads it again.
+            for (int i = 0; i < count; i++) {
+                mmu.putLong(chunk + (long) i * stride, 0);
+            }
+            VarHandle.storeStoreFence();
+        }
     }
 
     /**
@@ -506,6 +535,7 @@ public final class OffHeapCache implements AutoCloseable {
             long h = mix(key);
             long e = slabs.allocate(this, cls);
             try {
+                clearStamp(e);
                 writeTrailer(e, h);
                 mmu.putLong(e + 8, key);
                 mmu.write(e + HEADER, value, off, len);
@@ -582,6 +612,17 @@ public final class OffHeapCache implements AutoCloseable {
             return trailer;
         }
 
+        /**
+         * Zeroes the stamp of the entry at {@code e} before any other byte of it is written. In a
+         * recycled chunk {@code e} may hold an older use's bytes (the middle of an entry of another
+         * size class): a reader that read them as a stamp and then reads bytes of this entry finds
+         * them changed on its second look.
+         */
+        private void clearStamp(long e) {
+            mmu.putLong(e, 0);
+            VarHandle.storeStoreFence();
+        }
+
         /** Writes the trailer int of the entry at {@code e}, whose key hashes to {@code h}: its bucket + 1. */
         private void writeTrailer(long e, long h) {
             mmu.putInt(slabs.trailerOf(e), (int) (h & bucketMask) + 1);
@@ -656,6 +697,7 @@ public final class OffHeapCache implements AutoCloseable {
                 }
                 mmu.read(e + HEADER, scratch, 0, len);
                 long h = mix(key);
+                clearStamp(ne);
                 writeTrailer(ne, h);
                 mmu.putLong(ne + 8, key);
                 mmu.write(ne + HEADER, scratch, 0, len);

@@ -20,9 +20,19 @@ import java.util.concurrent.locks.ReentrantLock;
  * the CLOCK; a get that hits sets its chunk's reference bit. When taking a chunk would exceed the
  * budget, the hand sweeps the full chunks: a referenced chunk loses its bit (second chance) or, if
  * most of its bytes are dead (replaced entries), is compacted; an unreferenced one is evicted: its
- * live entries are unlinked from the index (or, compacting, copied forward), then its pages are
- * dropped with {@code DONTNEED} (resident memory falls at once; a stale reader sees zeros and
- * retries) and the chunk goes on the free stack for any class.
+ * live entries are unlinked from the index (or, compacting, copied forward). A chunk evicted to make
+ * room for a put is handed to that put as it is, pages and old bytes included, if its entries are
+ * at least {@value #RECYCLE_MIN_STRIDE} bytes: at the budget, a fresh chunk would cost a fault and
+ * the zeroing of the whole chunk only to be written over. Every other evicted chunk ({@link #trim},
+ * a second one when over budget, one of small entries) has its pages dropped with {@code DONTNEED}
+ * (resident memory falls at once) and goes on the free stack for any class.
+ *
+ * <p>A recycled chunk's old bytes are safe because no reader trusts a chunk's contents alone: a get
+ * checks what it read against the slot word and the entry's stamp (unique per put) read again
+ * afterwards. Recycling zeroes every old entry's stamp before the chunk is written again, and each
+ * writer zeroes its own stamp before its other bytes, so a reader that read a stamp and then a
+ * later use's byte sees the stamp changed. An eviction trusts only trailer ints that name a bucket
+ * (a put that failed before its trailer leaves the old bytes there, and no slot names its entry).
  *
  * <p>Per chunk (not per entry) there are five small heap arrays; nothing per entry is on the heap.
  * A put holds its class lock only to bump the pointer or install a chunk; it takes a chunk (and
@@ -35,9 +45,11 @@ final class Slabs {
         /**
          * Unlinks every live entry among {@code count} entries of {@code stride} bytes at
          * {@code chunk} (their trailer follows them); if {@code compact}, first tries to copy each
-         * into its class's open chunk ({@link #tryAllocate}) and relink it there.
+         * into its class's open chunk ({@link #tryAllocate}) and relink it there; if {@code recycle},
+         * then zeroes every entry's stamp, since the chunk will be written again without being dropped.
          */
-        void unlinkChunk(OffHeapCache.Session session, long chunk, int stride, int count, boolean compact);
+        void unlinkChunk(OffHeapCache.Session session, long chunk, int stride, int count, boolean compact,
+                         boolean recycle);
     }
 
     static final int FREE = 0;
@@ -49,6 +61,14 @@ final class Slabs {
     private static final VarHandle BYTES = MethodHandles.arrayElementVarHandle(byte[].class);
     /** Entry strides are multiples of this (index references count in these units). */
     static final int ALIGN = 16;
+
+    /**
+     * The smallest stride whose chunks are recycled: recycling stores to every entry's stamp, so
+     * below this it touches more than one cache line in four, and a fresh chunk costs about as much.
+     */
+    static final int RECYCLE_MIN_STRIDE = 256;
+    private static final int NONE = -1;
+    private static final int DROPPED = -2;
 
     /** Bytes of a huge page. */
     static final long HUGE = 2L << 20;
@@ -90,11 +110,14 @@ final class Slabs {
     private final Object evictLock = new Object();
     /** Guarded by evictLock. */
     private final int[] freeStack;
+    /** Guarded by evictLock: a chunk on the free stack whose pages are still resident (given back after recycling). */
+    private final boolean[] resident;
     private int freeTop;
     private int fresh;
     private int hand;
     private long inUse;
     private long evictedChunks;
+    private long recycledChunks;
     private long overBudget;
 
     Slabs(AddressSpace as, long budgetBytes, long chunkBytes, int maxEntryBytes, Unlinker unlinker) {
@@ -135,6 +158,7 @@ final class Slabs {
         this.writers = new AtomicIntegerArray(chunkCount);
         this.liveBytes = new AtomicIntegerArray(chunkCount);
         this.freeStack = new int[chunkCount];
+        this.resident = new boolean[chunkCount];
         this.classLocks = new ReentrantLock[strides.length];
         this.openChunk = new int[strides.length];
         this.next = new long[strides.length];
@@ -246,10 +270,15 @@ final class Slabs {
         }
     }
 
-    /** A chunk taken but not installed (another thread installed one first): free again, untouched. */
+    /**
+     * A chunk taken but not installed (another thread installed one first): free again, unwritten by
+     * this use. If it was recycled its pages are still resident; the next take reuses it (the free
+     * stack is LIFO) and {@link #trim} drops it.
+     */
     private void giveBack(int c) {
         synchronized (evictLock) {
             INTS.setRelease(state, c, FREE);
+            resident[c] = true;
             freeStack[freeTop++] = c;
             inUse--;
         }
@@ -291,15 +320,24 @@ final class Slabs {
 
     private int takeChunk(OffHeapCache.Session session, int cls) {
         synchronized (evictLock) {
-            while (inUse >= maxChunks && evictOne(session)) {
-                // evictOne freed one chunk
+            int c = -1;
+            while (inUse >= maxChunks) {
+                // The first chunk evicted is this put's, pages and all; any further one (the budget
+                // was exceeded while every chunk was open) gives its pages back.
+                int e = evictOne(session, c < 0);
+                if (e == NONE) {
+                    break;
+                }
+                c = c < 0 && e != DROPPED ? e : c;
             }
             if (inUse >= maxChunks) {
                 overBudget++;
             }
-            int c;
-            if (freeTop > 0) {
+            if (c >= 0) {
+                recycledChunks++;
+            } else if (freeTop > 0) {
                 c = freeStack[--freeTop];
+                resident[c] = false;
             } else if (fresh < chunkCount) {
                 c = fresh++;
             } else {
@@ -317,10 +355,12 @@ final class Slabs {
      * CLOCK: a referenced chunk loses its bit (second chance), unless fewer than half of its bytes
      * are still live (its entries were mostly replaced): then it is compacted, its live entries,
      * recently read, copied forward into their classes' open chunks where there is room; an
-     * unreferenced chunk is evicted. Returns false if two sweeps found no full chunk (every chunk
-     * is open). Holds evictLock.
+     * unreferenced chunk is evicted. Returns the chunk evicted if it is kept (resident, off the free
+     * stack: only if {@code keep} and its stride is at least {@link #RECYCLE_MIN_STRIDE}), DROPPED
+     * if it went on the free stack, or NONE if two sweeps found no full chunk (every chunk is open).
+     * Holds evictLock.
      */
-    private boolean evictOne(OffHeapCache.Session session) {
+    private int evictOne(OffHeapCache.Session session, boolean keep) {
         int limit = fresh;
         for (int step = 0; step < 2 * limit + 1; step++) {
             int c = hand;
@@ -333,16 +373,15 @@ final class Slabs {
                 if (liveBytes.get(c) >= chunkBytes / 2) {
                     continue;
                 }
-                evict(session, c, true);
-                return true;
+                return evict(session, c, true, keep) ? c : DROPPED;
             }
-            evict(session, c, false);
-            return true;
+            return evict(session, c, false, keep) ? c : DROPPED;
         }
-        return false;
+        return NONE;
     }
 
-    private void evict(OffHeapCache.Session session, int c, boolean compact) {
+    /** Evicts chunk {@code c}; returns whether it was kept for recycling rather than dropped. */
+    private boolean evict(OffHeapCache.Session session, int c, boolean compact, boolean keep) {
         INTS.setRelease(state, c, EVICTING);
         // Writers registered before the chunk was closed finish their copy and publish first.
         for (int spins = 0; writers.get(c) != 0; spins++) {
@@ -354,22 +393,36 @@ final class Slabs {
         }
         int cls = chunkClass[c];
         long chunk = base + ((long) c << chunkShift);
-        unlinker.unlinkChunk(session, chunk, strides[cls], perChunk[cls], compact);
-        // Unlinked first: from here no slot points into the chunk, and readers that still hold an
-        // old reference see zeros (or a later entry's stamp) and retry.
-        as.madvise(chunk, chunkBytes, Advice.DONTNEED);
+        boolean recycle = keep && strides[cls] >= RECYCLE_MIN_STRIDE;
+        unlinker.unlinkChunk(session, chunk, strides[cls], perChunk[cls], compact, recycle);
+        // Unlinked first: from here no slot points into the chunk, and a reader that still holds an
+        // old reference finds its slot word or the entry's stamp changed (or zeros) and retries.
         liveBytes.set(c, 0);
         INTS.setRelease(state, c, FREE);
-        freeStack[freeTop++] = c;
         inUse--;
         evictedChunks++;
+        if (!recycle) {
+            as.madvise(chunk, chunkBytes, Advice.DONTNEED);
+            freeStack[freeTop++] = c;
+        }
+        return recycle;
     }
 
-    /** Evicts until at most {@code chunks} are in use or every chunk in use is open. */
+    /**
+     * Evicts until at most {@code chunks} are in use or every chunk in use is open, then drops the
+     * pages of free chunks still resident, so that resident memory falls by every chunk freed.
+     */
     void trim(OffHeapCache.Session session, long chunks) {
         synchronized (evictLock) {
-            while (inUse > chunks && evictOne(session)) {
+            while (inUse > chunks && evictOne(session, false) != NONE) {
                 // one more chunk freed
+            }
+            for (int i = 0; i < freeTop; i++) {
+                int c = freeStack[i];
+                if (resident[c]) {
+                    as.madvise(base + ((long) c << chunkShift), chunkBytes, Advice.DONTNEED);
+                    resident[c] = false;
+                }
             }
         }
     }
@@ -385,6 +438,13 @@ final class Slabs {
     long evictedChunks() {
         synchronized (evictLock) {
             return evictedChunks;
+        }
+    }
+
+    /** Chunks evicted and handed to a put with their pages, instead of dropped and faulted in anew. */
+    long recycledChunks() {
+        synchronized (evictLock) {
+            return recycledChunks;
         }
     }
 

@@ -1,5 +1,6 @@
 package dev.offmm.examples.cache;
 
+import dev.offmm.core.Mmu;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
@@ -75,7 +76,8 @@ class OffHeapCacheTest {
                 }
             }
             CacheStats full = cache.stats();
-            assertTrue(full.evictionCount() > 0 && full.chunkEvictionCount() > 0, full.toString());
+            assertTrue(full.evictionCount() > 0 && full.chunkEvictionCount() > 0 && full.chunkRecycleCount() > 0,
+                    full.toString());
             assertTrue(full.rssBytes() <= budget + full.indexBytes(), "rss within the budget plus index: " + full);
             assertTrue(full.rssBytes() >= budget / 2, full.toString());
             assertTrue(full.liveBytes() <= budget, full.toString());
@@ -87,6 +89,43 @@ class OffHeapCacheTest {
             assertTrue(full.rssBytes() - trimmed.rssBytes() >= full.slabBytes() - trimmed.slabBytes(),
                     "rss falls: " + full + " -> " + trimmed);
             assertTrue(trimmed.entryCount() < full.entryCount(), trimmed.toString());
+        }
+    }
+
+    @Test
+    void shouldClearEveryOldStampOfARecycledChunkBeforeItsNextUse() {
+        // Forbidden: a stamp of a chunk's previous use still in place once the chunk is handed to a
+        // put: a reader that read it before the recycling would take the next use's bytes for the
+        // old entry's (see Slabs). One size class, never read: CLOCK evicts in order, no compaction.
+        byte[] v = new byte[1000];
+        try (OffHeapCache cache = OffHeapCache.builder().budgetBytes(4L << 20).expectedEntries(10_000)
+                .maxValueBytes(2000).chunkBytes(64 << 10).build()) {
+            Mmu mmu = cache.session().mmu;
+            Map<Long, Long> stampAt = new HashMap<>();
+            int recycledChecked = 0;
+            int oldEntriesChecked = 0;
+            for (long key = 0; recycledChecked < 5; key++) {
+                long recycled = cache.stats().chunkRecycleCount();
+                cache.put(key, v);
+                long e = cache.entryOfForTesting(key);
+                assertTrue(e > 0, "key " + key + " is in the index");
+                if (cache.stats().chunkRecycleCount() > recycled) {
+                    // This put took the recycled chunk and wrote its first entry, at the chunk's start.
+                    for (Map.Entry<Long, Long> old : stampAt.entrySet()) {
+                        long a = old.getKey();
+                        if (a > e && a < e + cache.chunkBytes()) {
+                            assertEquals(0, mmu.getLong(a), "stamp " + old.getValue() + " of the entry at 0x"
+                                    + Long.toHexString(a) + " survived its chunk's recycling");
+                            oldEntriesChecked++;
+                        }
+                    }
+                    recycledChecked++;
+                }
+                stampAt.put(e, mmu.getLong(e));
+            }
+            assertTrue(oldEntriesChecked > 4 * 50, "old entries checked: " + oldEntriesChecked);
+            CacheStats s = cache.stats();
+            assertTrue(s.rssBytes() <= s.budgetBytes() + s.indexBytes(), s.toString());
         }
     }
 
@@ -140,8 +179,9 @@ class OffHeapCacheTest {
             }
             assertNull(bad.get());
             CacheStats s = cache.stats();
-            // Chunks were evicted and compacted (moved entries) while readers ran.
-            assertTrue(hits.get() > 1000 && s.chunkEvictionCount() > 0 && s.movedCount() > 0, s.toString());
+            // Chunks were evicted, compacted (moved entries) and recycled while readers ran.
+            assertTrue(hits.get() > 1000 && s.chunkEvictionCount() > 0 && s.movedCount() > 0
+                    && s.chunkRecycleCount() > 0, s.toString());
         }
     }
 
