@@ -3,6 +3,7 @@ package dev.offmm.core;
 import dev.offmm.core.pgtable.Entries;
 
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 
 /**
  * The accesses of an {@link Mmu} that span pages: bulk copies and the single accesses that
@@ -79,6 +80,46 @@ final class BulkCopy {
             }
         } finally {
             mmu.exit();
+        }
+    }
+
+    /**
+     * A copy of at most a page between {@code va} and {@code buf[off ..]} that crosses one page
+     * boundary: both pages are translated within one generation, then the bytes move in one copy
+     * where the pages are contiguous (two 4 KiB pages of one 2 MiB page) or in two. Allocates
+     * nothing. If a translation faults, nothing has been copied yet, and the page-at-a-time
+     * {@link #copy} runs instead: it copies the first page and reports the fault as a string copy does.
+     */
+    void copyTwoPages(long va, byte[] buf, int off, int len, boolean write) {
+        mmu.checkThread();
+        long head = PAGE - Entries.pageOffset(va);
+        boolean faulted = false;
+        try {
+            translatePair(va, head, write);
+            if (afterFirstTranslation != null) {
+                afterFirstTranslation.run();
+            }
+            if (secondPa == firstPa + head) {
+                move(buf, off, firstPa, len, write);
+            } else {
+                move(buf, off, firstPa, (int) head, write);
+                move(buf, off + (int) head, secondPa, len - (int) head, write);
+            }
+        } catch (FaultException e) {
+            faulted = true;     // translate left the access; no byte moved
+        } finally {
+            mmu.exit();
+        }
+        if (faulted) {
+            copy(va, MemorySegment.ofArray(buf), off, len, write);
+        }
+    }
+
+    private void move(byte[] buf, int off, long pa, int len, boolean write) {
+        if (write) {
+            MemorySegment.copy(buf, off, region, ValueLayout.JAVA_BYTE, pa, len);
+        } else {
+            MemorySegment.copy(region, ValueLayout.JAVA_BYTE, pa, buf, off, len);
         }
     }
 

@@ -226,7 +226,8 @@ public final class Mmu extends TlbContext implements AutoCloseable {
      */
     public void read(long va, byte[] dst, int off, int len) {
         Objects.checkFromIndexSize(off, len, dst.length);
-        if (len > 0 && len <= Entries.PAGE_SIZE - Entries.pageOffset(va)) {
+        long room = Entries.PAGE_SIZE - Entries.pageOffset(va);
+        if (len > 0 && len <= room) {
             // Within one page: one translation and one copy, no batch, no array segment.
             long pa = translate(va, false);
             try {
@@ -234,9 +235,11 @@ public final class Mmu extends TlbContext implements AutoCloseable {
             } finally {
                 exit();
             }
-            return;
+        } else if (len > room && len <= Entries.PAGE_SIZE) {
+            bulk.copyTwoPages(va, dst, off, len, false);
+        } else {
+            bulk.copy(va, MemorySegment.ofArray(dst), off, len, false);
         }
-        bulk.copy(va, MemorySegment.ofArray(dst), off, len, false);
     }
 
     /**
@@ -251,16 +254,19 @@ public final class Mmu extends TlbContext implements AutoCloseable {
      */
     public void write(long va, byte[] src, int off, int len) {
         Objects.checkFromIndexSize(off, len, src.length);
-        if (len > 0 && len <= Entries.PAGE_SIZE - Entries.pageOffset(va)) {
+        long room = Entries.PAGE_SIZE - Entries.pageOffset(va);
+        if (len > 0 && len <= room) {
             long pa = translate(va, true);
             try {
                 MemorySegment.copy(src, off, region, ValueLayout.JAVA_BYTE, pa, len);
             } finally {
                 exit();
             }
-            return;
+        } else if (len > room && len <= Entries.PAGE_SIZE) {
+            bulk.copyTwoPages(va, src, off, len, true);
+        } else {
+            bulk.copy(va, MemorySegment.ofArray(src), off, len, true);
         }
-        bulk.copy(va, MemorySegment.ofArray(src), off, len, true);
     }
 
     /** Copies {@code dst.byteSize()} bytes at {@code va} into {@code dst}; faults as the byte[] form does.

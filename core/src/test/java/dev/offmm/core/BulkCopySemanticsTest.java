@@ -83,6 +83,29 @@ class BulkCopySemanticsTest {
         assertEquals(0, mmu.getByte(a + PAGE));
     }
 
+    @ParameterizedTest(name = "a {0}-byte copy")
+    @ValueSource(ints = {2, 100, 4096})
+    void shouldCopyTheFirstPageOfAShortCopyThatCrossesIntoAHole(int len) {
+        // A copy of at most a page translates both of its pages before it moves a byte; a fault on
+        // the second must still leave the first page's bytes copied and say so.
+        long a = as.mmap(0x1000_0000L, 2 * PAGE, RW, MapFlags.FIXED);
+        as.munmap(a + PAGE, PAGE);
+        int head = len / 2;
+        long at = a + PAGE - head;
+        byte[] src = new byte[len];
+        Arrays.fill(src, (byte) 5);
+        FaultException w = assertThrows(FaultException.class, () -> mmu.write(at, src, 0, len));
+        assertEquals(a + PAGE, w.address());
+        assertEquals(head, w.bytesCopied());
+        assertEquals(5, mmu.getByte(a + PAGE - 1));
+        assertEquals(5, mmu.getByte(at));
+        byte[] dst = new byte[len];
+        FaultException r = assertThrows(FaultException.class, () -> mmu.read(at, dst, 0, len));
+        assertEquals(head, r.bytesCopied());
+        assertEquals(5, dst[head - 1]);
+        assertEquals(0, dst[head], "none after the hole");
+    }
+
     @ParameterizedTest(name = "via {0} (0 = Mmu, 1 = casual)")
     @ValueSource(ints = {0, 1})
     void shouldReadEveryByteBeforeAHoleAcrossManyAccesses(int via) {
