@@ -46,9 +46,10 @@ final class BulkCopy {
      * Copies {@code len} bytes between {@code va} and {@code buf[off ..]} with the semantics of a
      * CPU's string copy: if it faults, every byte before the first page it could not access has
      * been copied, none after, and the {@link FaultException} says how many. Other failures (the
-     * address space closed meanwhile) propagate without a count.
+     * address space closed meanwhile) propagate without a count. The other side is {@code array}
+     * if it is not null (so that a copy into an array allocates no segment), else {@code buf}.
      */
-    void copy(long va, MemorySegment buf, long off, long len, boolean write) {
+    void copy(long va, MemorySegment buf, byte[] array, long off, long len, boolean write) {
         mmu.checkThread();
         long done = 0;
         int pages = 0;
@@ -68,7 +69,9 @@ final class BulkCopy {
                 if (pages == 0 && afterFirstTranslation != null) {
                     afterFirstTranslation.run();
                 }
-                if (write) {
+                if (array != null) {
+                    move(array, (int) (off + done), pa, (int) chunk, write);
+                } else if (write) {
                     MemorySegment.copy(buf, off + done, region, pa, chunk);
                 } else {
                     MemorySegment.copy(region, pa, buf, off + done, chunk);
@@ -111,7 +114,7 @@ final class BulkCopy {
             mmu.exit();
         }
         if (faulted) {
-            copy(va, MemorySegment.ofArray(buf), off, len, write);
+            copy(va, null, buf, off, len, write);
         }
     }
 

@@ -238,7 +238,7 @@ public final class Mmu extends TlbContext implements AutoCloseable {
         } else if (len > room && len <= Entries.PAGE_SIZE) {
             bulk.copyTwoPages(va, dst, off, len, false);
         } else {
-            bulk.copy(va, MemorySegment.ofArray(dst), off, len, false);
+            bulk.copy(va, null, dst, off, len, false);
         }
     }
 
@@ -265,7 +265,7 @@ public final class Mmu extends TlbContext implements AutoCloseable {
         } else if (len > room && len <= Entries.PAGE_SIZE) {
             bulk.copyTwoPages(va, src, off, len, true);
         } else {
-            bulk.copy(va, MemorySegment.ofArray(src), off, len, true);
+            bulk.copy(va, null, src, off, len, true);
         }
     }
 
@@ -283,7 +283,7 @@ public final class Mmu extends TlbContext implements AutoCloseable {
             }
             return;
         }
-        bulk.copy(va, dst, 0, len, false);
+        bulk.copy(va, dst, null, 0, len, false);
     }
 
     /** Copies all of {@code src} to {@code va}; faults as the byte[] form does.
@@ -300,7 +300,7 @@ public final class Mmu extends TlbContext implements AutoCloseable {
             }
             return;
         }
-        bulk.copy(va, src, 0, len, true);
+        bulk.copy(va, src, null, 0, len, true);
     }
 
     /**
