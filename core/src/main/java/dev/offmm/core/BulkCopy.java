@@ -11,7 +11,9 @@ import java.lang.foreign.ValueLayout;
  * {@value #PAGES_PER_ACCESS} pages, so that a copy of gigabytes holds no grace period for long).
  *
  * <p>A bulk copy translates a page and copies it at once: a translation stays usable for as long
- * as the access that took it, so no page is translated twice and the copy always makes progress.
+ * as the access that took it, so the copy always makes progress. A copy of at most a page that
+ * crosses one boundary translates both pages first and moves its bytes in one copy where it can;
+ * only if its second page faults is its first page translated again.
  * A page-crossing single access translates both pages first, within one TLB generation, so that
  * it happens whole or not at all.
  *
@@ -57,15 +59,8 @@ final class BulkCopy {
             while (done < len) {
                 long a = va + done;
                 long chunk = Math.min(len - done, PAGE - Entries.pageOffset(a));
-                long pa;
-                try {
-                    pa = mmu.translate(a, write);
-                } catch (FaultException e) {
-                    // translate left the access; the bytes before this page are all copied.
-                    FaultException f = new FaultException(e.kind(), e.address(), write, done);
-                    f.initCause(e);
-                    throw f;
-                }
+                // On a fault translate leaves the access; the bytes before this page are all copied.
+                long pa = translateOrReport(a, write, done);
                 if (pages == 0 && afterFirstTranslation != null) {
                     afterFirstTranslation.run();
                 }
@@ -88,34 +83,64 @@ final class BulkCopy {
 
     /**
      * A copy of at most a page between {@code va} and {@code buf[off ..]} that crosses one page
-     * boundary: both pages are translated within one generation, then the bytes move in one copy
-     * where the pages are contiguous (two 4 KiB pages of one 2 MiB page) or in two. Allocates
-     * nothing. If a translation faults, nothing has been copied yet, and the page-at-a-time
-     * {@link #copy} runs instead: it copies the first page and reports the fault as a string copy does.
+     * boundary: both pages are translated within one generation (the test hook runs after both),
+     * then the bytes move in one copy where the pages are contiguous (two 4 KiB pages of one 2 MiB
+     * page) or in two. Allocates nothing. If the second page faults, no byte has moved and the
+     * access is over: the first page is translated again, in an access of its own, and copied, then
+     * the fault is reported with the first page's bytes, as a string copy reports it.
      */
     void copyTwoPages(long va, byte[] buf, int off, int len, boolean write) {
         mmu.checkThread();
-        long head = PAGE - Entries.pageOffset(va);
-        boolean faulted = false;
+        int head = (int) (PAGE - Entries.pageOffset(va));
         try {
-            translatePair(va, head, write);
+            long gen;
+            do {
+                gen = mmu.generation();
+                firstPa = translateOrReport(va, write, 0);
+                try {
+                    secondPa = mmu.translate(va + head, write);
+                } catch (FaultException e) {
+                    copyFirstPage(va, buf, off, head, write);
+                    throw reported(e, write, head);
+                }
+            } while (mmu.generation() != gen);
             if (afterFirstTranslation != null) {
                 afterFirstTranslation.run();
             }
             if (secondPa == firstPa + head) {
                 move(buf, off, firstPa, len, write);
             } else {
-                move(buf, off, firstPa, (int) head, write);
-                move(buf, off + (int) head, secondPa, len - (int) head, write);
+                move(buf, off, firstPa, head, write);
+                move(buf, off + head, secondPa, len - head, write);
             }
-        } catch (FaultException e) {
-            faulted = true;     // translate left the access; no byte moved
         } finally {
             mmu.exit();
         }
-        if (faulted) {
-            copy(va, null, buf, off, len, write);
+    }
+
+    private void copyFirstPage(long va, byte[] buf, int off, int head, boolean write) {
+        long pa = translateOrReport(va, write, 0);
+        try {
+            move(buf, off, pa, head, write);
+        } finally {
+            mmu.exit();
         }
+    }
+
+    /** {@code mmu.translate(va, write)}; a fault is reported as one after {@code done} bytes of a copy. */
+    private long translateOrReport(long va, boolean write, long done) {
+        try {
+            return mmu.translate(va, write);
+        } catch (FaultException e) {
+            throw reported(e, write, done);
+        }
+    }
+
+    /** The fault of a copy that had moved {@code done} bytes when it met {@code e}. */
+    private static FaultException reported(FaultException e, boolean write, long done) {
+        FaultException f = new FaultException(e.kind(), e.address(), write, done);
+        f.initCause(e);
+        return f;
     }
 
     private void move(byte[] buf, int off, long pa, int len, boolean write) {

@@ -306,7 +306,8 @@ public final class Mmu extends TlbContext implements AutoCloseable {
     /**
      * For tests in this package: {@code hook} runs inside every bulk copy's access that crosses a
      * page (a copy within one page takes the single-page path, without the hook), after its
-     * first page is translated and before its bytes move, to hold an access open on purpose.
+     * first page is translated (both pages, for a copy of at most a page) and before its bytes
+     * move, to hold an access open on purpose.
      */
     void afterFirstBulkTranslationForTesting(Runnable hook) {
         bulk.afterFirstTranslationForTesting(hook);

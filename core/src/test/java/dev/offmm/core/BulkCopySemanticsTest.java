@@ -94,14 +94,17 @@ class BulkCopySemanticsTest {
         long at = a + PAGE - head;
         byte[] src = new byte[len];
         Arrays.fill(src, (byte) 5);
+        long maperr = as.stats().faults("maperr");
         FaultException w = assertThrows(FaultException.class, () -> mmu.write(at, src, 0, len));
         assertEquals(a + PAGE, w.address());
         assertEquals(head, w.bytesCopied());
+        assertEquals(maperr + 1, as.stats().faults("maperr"), "the hole faulted once, not once per attempt");
         assertEquals(5, mmu.getByte(a + PAGE - 1));
         assertEquals(5, mmu.getByte(at));
         byte[] dst = new byte[len];
         FaultException r = assertThrows(FaultException.class, () -> mmu.read(at, dst, 0, len));
         assertEquals(head, r.bytesCopied());
+        assertEquals(maperr + 2, as.stats().faults("maperr"));
         assertEquals(5, dst[head - 1]);
         assertEquals(0, dst[head], "none after the hole");
     }
