@@ -11,7 +11,7 @@ import dev.offmm.core.Mmu;
  * afterwards. Puts, removes and evictions after the snapshot never show in it.
  *
  * <p>Every entry the snapshot's index points to is whole: a put publishes its slot only after the
- * entry is written, and an eviction drops a chunk's pages only after unlinking its slots, so the
+ * entry is written, and an eviction drops or reuses a chunk only after unlinking its slots, so the
  * instant of the fork sees each slot either before or after, never in between. Nothing writes
  * the snapshot, so its reads need no seqlock.
  *

@@ -22,7 +22,7 @@ package dev.offmm.examples.cache;
  * @param pageTableBytes bytes of the address space's page tables
  * @param movedCount live entries copied forward out of chunks compacted by eviction
  * @param chunkRecycleCount of the chunks evicted, those handed to the put that needed one with their
- *     pages still resident (at the budget, so no fault and no zeroing), not given back
+ *     pages still resident (at the budget: no fault and no zeroing of the chunk, only of its headers)
  */
 public record CacheStats(long hitCount, long missCount, long putCount, long removeCount, long evictionCount,
                          long collisionEvictionCount, long chunkEvictionCount, long entryCount, long liveBytes,

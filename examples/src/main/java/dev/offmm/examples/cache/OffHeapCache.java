@@ -2,6 +2,7 @@ package dev.offmm.examples.cache;
 
 import dev.offmm.core.AddressSpace;
 import dev.offmm.core.Advice;
+import dev.offmm.core.FaultException;
 import dev.offmm.core.MapFlags;
 import dev.offmm.core.Mmu;
 import dev.offmm.core.Prot;
@@ -38,11 +39,14 @@ import java.util.concurrent.atomic.AtomicIntegerArray;
  * tag matches, make a seqlock read of the entry: the stamp (acquire), the key, the value, a
  * load-load fence, the stamp again and the slot again. A stamp is unique over the cache's life
  * (session id and counter) and set, by a release store, only after the entry is written, and an
- * entry is never changed in place: it is written once into memory that was zero, and its memory
- * is reused only after its slot was cleared: dropped (zero again), or recycled, which zeroes the
- * stamp of every entry of the chunk first, and each writer zeroes its own stamp before its other
- * bytes (both ordered by a store-store fence). So equal stamps and an unchanged slot mean the copy
- * is the whole value of that key, published at the time; anything else retries.
+ * entry is never changed in place: it is written once, and its memory is reused only after its
+ * slot was cleared: dropped (zero again), or recycled, which first zeroes the stamp and key of every
+ * entry of the chunk, while each writer zeroes its own stamp before its other bytes (store-store
+ * fences; that a reader who sees a later use's byte also sees those zeros relies on the hardware's
+ * multi-copy atomicity, x86-TSO or ARMv8, as seqlocks do). So equal stamps, the key and an unchanged
+ * slot mean the copy is the whole value of that key, published at the time; anything else retries.
+ * What remains is what zeroed pages left too: a reader stalled across two reuses of a chunk, whose
+ * slot word is republished unchanged, and the later uses' bytes equal to the old stamp and key.
  * Puts copy the entry outside any lock, then publish it under the stripe lock of the key's hash
  * with a CAS; eviction unlinks with a CAS of the exact slot word to 0, so a put and an eviction of
  * the same slot settle by which CAS wins.
@@ -351,9 +355,9 @@ public final class OffHeapCache implements AutoCloseable {
      * class's open chunk, linked by a CAS from the exact old word (a put or remove of the key that
      * won meanwhile makes the copy garbage). Readers see either entry whole, by the same protocol.
      * Without compaction the entries themselves are not read: the chunk's trailer names each one's
-     * bucket, read a block at a time.
+     * bucket, read a block at a time. Returns whether the chunk may be recycled (see {@link Slabs}).
      */
-    private void unlinkChunk(Session s, long chunk, int stride, int count, boolean compact, boolean recycle) {
+    private boolean unlinkChunk(Session s, long chunk, int stride, int count, boolean compact, boolean recycle) {
         Mmu mmu = s.mmu;
         long freed = 0;
         long entries = 0;
@@ -383,16 +387,26 @@ public final class OffHeapCache implements AutoCloseable {
         s.add(Session.EVICTIONS, entries);
         s.add(Session.ENTRIES, -entries);
         s.add(Session.LIVE_BYTES, -freed);
-        if (recycle) {
-            // The chunk is written again without being dropped first: every entry's stamp, live or
-            // not (a reader may hold the slot word of one replaced long ago), goes to 0 before any
-            // byte of the next use, so a reader that saw its stamp and then a later byte sees the
-            // stamp changed when it reads it again.
-            for (int i = 0; i < count; i++) {
-                mmu.putLong(chunk + (long) i * stride, 0);
-            }
-            VarHandle.storeStoreFence();
+        if (!recycle) {
+            return false;
         }
+        // The chunk is written again without being dropped first. Every entry's header, live or not
+        // (a reader may hold the slot word of one replaced long ago), goes to 0 before any byte of
+        // the next use: the stamp, so that a reader that saw it and then a later byte sees it
+        // changed; and the key, so that a reader whose "stamp" is a later use's value bytes (an
+        // entry of another class over this one) does not find the old key after it, which is what
+        // a dropped page's zeros guaranteed.
+        try {
+            for (int i = 0; i < count; i++) {
+                long e = chunk + (long) i * stride;
+                mmu.putLong(e, 0);
+                mmu.putLong(e + 8, 0);
+            }
+        } catch (FaultException e) {
+            return false;   // no frame for a copy-on-write under a snapshot: drop the chunk instead
+        }
+        VarHandle.storeStoreFence();
+        return true;
     }
 
     /**
@@ -457,6 +471,9 @@ public final class OffHeapCache implements AutoCloseable {
                 }
                 // The whole bucket in one access (a miss looks at every slot).
                 mmu.read(b, bucket, 0, bucket.length);
+                // The slot words before the entry's stamp: a chunk is reused (recycled, or dropped and
+                // refaulted) only after its slots were cleared, and this keeps that order for the reader.
+                VarHandle.loadLoadFence();
                 for (int i = 0; i < SLOTS; i++) {
                     long w = slotOfCopy(i);
                     if (w == 0 || w >>> TAG_SHIFT != tag) {

@@ -27,14 +27,17 @@ import java.util.concurrent.locks.ReentrantLock;
  * a second one when over budget, one of small entries) has its pages dropped with {@code DONTNEED}
  * (resident memory falls at once) and goes on the free stack for any class.
  *
- * <p>A recycled chunk's old bytes are safe because no reader trusts a chunk's contents alone: a get
- * checks what it read against the slot word and the entry's stamp (unique per put) read again
- * afterwards. Recycling zeroes every old entry's stamp before the chunk is written again, and each
- * writer zeroes its own stamp before its other bytes, so a reader that read a stamp and then a
- * later use's byte sees the stamp changed. An eviction trusts only trailer ints that name a bucket
- * (a put that failed before its trailer leaves the old bytes there, and no slot names its entry).
+ * <p>A recycled chunk's old bytes are as safe as a dropped chunk's zeros because no reader trusts a
+ * chunk's contents alone: a get checks what it read against the slot word and the entry's stamp
+ * (unique per put) and key, read again or compared afterwards. Recycling zeroes every old entry's
+ * stamp and key before the chunk is written again (a chunk shared with a snapshot, whose
+ * copy-on-write finds no frame, is dropped instead), and each writer zeroes its own stamp before
+ * its other bytes; see {@link OffHeapCache} for the argument and what it leaves. An eviction trusts
+ * only trailer ints that name a bucket (a put that failed before its trailer leaves the old bytes
+ * there, and no slot names its entry). A recycled chunk that a put takes but does not install stays
+ * resident on the free stack; the next take prefers it, and {@link #trim} drops it.
  *
- * <p>Per chunk (not per entry) there are five small heap arrays; nothing per entry is on the heap.
+ * <p>Per chunk (not per entry) there are a few small heap arrays; nothing per entry is on the heap.
  * A put holds its class lock only to bump the pointer or install a chunk; it takes a chunk (and
  * evicts for it) under the eviction lock alone, and an eviction's compaction only tries class
  * locks. A writer holds neither lock while it copies.
@@ -46,10 +49,11 @@ final class Slabs {
          * Unlinks every live entry among {@code count} entries of {@code stride} bytes at
          * {@code chunk} (their trailer follows them); if {@code compact}, first tries to copy each
          * into its class's open chunk ({@link #tryAllocate}) and relink it there; if {@code recycle},
-         * then zeroes every entry's stamp, since the chunk will be written again without being dropped.
+         * then zeroes every entry's header, since the chunk will be written again without being
+         * dropped. Returns whether it did (false: drop the chunk).
          */
-        void unlinkChunk(OffHeapCache.Session session, long chunk, int stride, int count, boolean compact,
-                         boolean recycle);
+        boolean unlinkChunk(OffHeapCache.Session session, long chunk, int stride, int count, boolean compact,
+                            boolean recycle);
     }
 
     static final int FREE = 0;
@@ -110,8 +114,13 @@ final class Slabs {
     private final Object evictLock = new Object();
     /** Guarded by evictLock. */
     private final int[] freeStack;
-    /** Guarded by evictLock: a chunk on the free stack whose pages are still resident (given back after recycling). */
+    /**
+     * Guarded by evictLock: the chunk's pages hold an earlier use's bytes (it was recycled, and its
+     * headers zeroed) rather than zeros; on the free stack that means resident, given back unused.
+     */
     private final boolean[] resident;
+    /** Guarded by evictLock: chunks on the free stack that are resident. */
+    private int residentFree;
     private int freeTop;
     private int fresh;
     private int hand;
@@ -272,16 +281,36 @@ final class Slabs {
 
     /**
      * A chunk taken but not installed (another thread installed one first): free again, unwritten by
-     * this use. If it was recycled its pages are still resident; the next take reuses it (the free
-     * stack is LIFO) and {@link #trim} drops it.
+     * this use. If it is resident, the next take prefers it and {@link #trim} drops it.
      */
     private void giveBack(int c) {
         synchronized (evictLock) {
             INTS.setRelease(state, c, FREE);
-            resident[c] = true;
-            freeStack[freeTop++] = c;
+            pushFree(c);
             inUse--;
         }
+    }
+
+    /** Holds evictLock. */
+    private void pushFree(int c) {
+        freeStack[freeTop++] = c;
+        residentFree += resident[c] ? 1 : 0;
+    }
+
+    /** The free chunk to take next: a resident one if there is one (no fault), else the top. Holds evictLock. */
+    private int popFree() {
+        if (residentFree > 0) {
+            for (int i = freeTop - 1; i >= 0; i--) {
+                int c = freeStack[i];
+                if (resident[c]) {
+                    freeStack[i] = freeStack[freeTop - 1];
+                    freeTop--;
+                    residentFree--;
+                    return c;
+                }
+            }
+        }
+        return freeStack[--freeTop];
     }
 
     /**
@@ -321,14 +350,21 @@ final class Slabs {
     private int takeChunk(OffHeapCache.Session session, int cls) {
         synchronized (evictLock) {
             int c = -1;
-            while (inUse >= maxChunks) {
-                // The first chunk evicted is this put's, pages and all; any further one (the budget
-                // was exceeded while every chunk was open) gives its pages back.
-                int e = evictOne(session, c < 0);
-                if (e == NONE) {
-                    break;
+            try {
+                while (inUse >= maxChunks) {
+                    // The first chunk evicted is this put's, pages and all; any further one (the budget
+                    // was exceeded while every chunk was open) gives its pages back.
+                    int e = evictOne(session, c < 0);
+                    if (e == NONE) {
+                        break;
+                    }
+                    c = c < 0 && e != DROPPED ? e : c;
                 }
-                c = c < 0 && e != DROPPED ? e : c;
+            } catch (RuntimeException | Error t) {
+                if (c >= 0) {
+                    pushFree(c);    // kept for this put, which fails: free, resident, for the next take
+                }
+                throw t;
             }
             if (inUse >= maxChunks) {
                 overBudget++;
@@ -336,8 +372,7 @@ final class Slabs {
             if (c >= 0) {
                 recycledChunks++;
             } else if (freeTop > 0) {
-                c = freeStack[--freeTop];
-                resident[c] = false;
+                c = popFree();
             } else if (fresh < chunkCount) {
                 c = fresh++;
             } else {
@@ -393,17 +428,18 @@ final class Slabs {
         }
         int cls = chunkClass[c];
         long chunk = base + ((long) c << chunkShift);
-        boolean recycle = keep && strides[cls] >= RECYCLE_MIN_STRIDE;
-        unlinker.unlinkChunk(session, chunk, strides[cls], perChunk[cls], compact, recycle);
-        // Unlinked first: from here no slot points into the chunk, and a reader that still holds an
-        // old reference finds its slot word or the entry's stamp changed (or zeros) and retries.
+        boolean recycle = unlinker.unlinkChunk(session, chunk, strides[cls], perChunk[cls], compact,
+                keep && strides[cls] >= RECYCLE_MIN_STRIDE);
+        // Unlinked first: from here no slot points into the chunk; a reader that still holds an old
+        // reference retries (see the class comment).
         liveBytes.set(c, 0);
         INTS.setRelease(state, c, FREE);
         inUse--;
         evictedChunks++;
+        resident[c] = recycle;
         if (!recycle) {
             as.madvise(chunk, chunkBytes, Advice.DONTNEED);
-            freeStack[freeTop++] = c;
+            pushFree(c);
         }
         return recycle;
     }
@@ -417,11 +453,12 @@ final class Slabs {
             while (inUse > chunks && evictOne(session, false) != NONE) {
                 // one more chunk freed
             }
-            for (int i = 0; i < freeTop; i++) {
+            for (int i = 0; i < freeTop && residentFree > 0; i++) {
                 int c = freeStack[i];
                 if (resident[c]) {
                     as.madvise(base + ((long) c << chunkShift), chunkBytes, Advice.DONTNEED);
                     resident[c] = false;
+                    residentFree--;
                 }
             }
         }

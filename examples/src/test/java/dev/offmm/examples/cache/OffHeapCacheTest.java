@@ -93,10 +93,10 @@ class OffHeapCacheTest {
     }
 
     @Test
-    void shouldClearEveryOldStampOfARecycledChunkBeforeItsNextUse() {
-        // Forbidden: a stamp of a chunk's previous use still in place once the chunk is handed to a
-        // put: a reader that read it before the recycling would take the next use's bytes for the
-        // old entry's (see Slabs). One size class, never read: CLOCK evicts in order, no compaction.
+    void shouldClearEveryOldHeaderOfARecycledChunkBeforeItsNextUse() {
+        // Forbidden: a stamp or key of a chunk's previous use still in place once the chunk is handed
+        // to a put: a reader that read it before the recycling would take the next use's bytes for the
+        // old entry's (see OffHeapCache). One size class, never read: CLOCK evicts in order, no compaction.
         byte[] v = new byte[1000];
         try (OffHeapCache cache = OffHeapCache.builder().budgetBytes(4L << 20).expectedEntries(10_000)
                 .maxValueBytes(2000).chunkBytes(64 << 10).build()) {
@@ -116,6 +116,10 @@ class OffHeapCacheTest {
                         if (a > e && a < e + cache.chunkBytes()) {
                             assertEquals(0, mmu.getLong(a), "stamp " + old.getValue() + " of the entry at 0x"
                                     + Long.toHexString(a) + " survived its chunk's recycling");
+                            // And the key: a reader whose "stamp" is a later use's value bytes must not
+                            // find the old key after them, as it could not in a dropped page's zeros.
+                            assertEquals(0, mmu.getLong(a + 8), "key of the entry at 0x" + Long.toHexString(a)
+                                    + " survived its chunk's recycling");
                             oldEntriesChecked++;
                         }
                     }
