@@ -271,6 +271,16 @@ public final class OffHeapCache implements AutoCloseable {
         as.madvise(slabs.base, slabs.regionBytes, Advice.DONTNEED);
     }
 
+    /** For tests: the value store. */
+    Slabs slabsForTesting() {
+        return slabs;
+    }
+
+    /** For tests: the address of the bucket of {@code key}. */
+    long bucketForTesting(long key) {
+        return bucketOf(mix(key));
+    }
+
     /** For tests: the address of the entry that the index names for {@code key}, or -1 if none does. */
     long entryOfForTesting(long key) {
         Mmu mmu = mine().mmu;

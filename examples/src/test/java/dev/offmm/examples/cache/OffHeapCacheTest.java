@@ -4,6 +4,7 @@ import dev.offmm.core.Mmu;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
+import java.lang.invoke.VarHandle;
 import java.nio.ByteBuffer;
 import java.util.Arrays;
 import java.util.HashMap;
@@ -130,6 +131,106 @@ class OffHeapCacheTest {
             assertTrue(oldEntriesChecked > 4 * 50, "old entries checked: " + oldEntriesChecked);
             CacheStats s = cache.stats();
             assertTrue(s.rssBytes() <= s.budgetBytes() + s.indexBytes(), s.toString());
+        }
+    }
+
+    @Test
+    void shouldRejectAStaleReadAcrossTwoReusesOfAChunk() {
+        // The loads of one get, made by hand where a descheduled reader could make them: it copies
+        // key K's slot word w, then the chunk is recycled into a class whose entry X ends its value
+        // 8 bytes after K's entry start e (so e holds X's value bytes and e+8 X's unwritten slack),
+        // the reader reads "stamp", key, value and "stamp" again, then the chunk is reused for K's
+        // class and K is put again at e, republishing w. Forbidden: the reader accepts. With the
+        // old key left at e+8 it did (224 of 256 bytes foreign); zeroed pages and zeroed headers do not.
+        long chunk = 64 << 10;
+        int[] strides = Slabs.strides(OffHeapCache.HEADER + 2000);
+        int sk = 0;
+        int sx = 0;
+        long offK = 0;
+        search:
+        for (int a : strides) {
+            for (int b : strides) {
+                for (long end = 2L * b - 8; a >= Slabs.RECYCLE_MIN_STRIDE && b != a && end < chunk / 2; end += b) {
+                    if ((end - 8) % a == 0 && (end - 8) / a >= 2) {
+                        sk = a;
+                        sx = b;
+                        offK = end - 8;
+                        break search;
+                    }
+                }
+            }
+        }
+        assertTrue(sk > 0, "two classes with the layout the interleaving needs");
+        int lenK = sk - OffHeapCache.HEADER;
+        int lenX = sx - OffHeapCache.HEADER - 8;
+        long key = 0x4B4B4B4BL;
+        try (OffHeapCache cache = OffHeapCache.builder().budgetBytes(4L << 20).expectedEntries(100_000)
+                .maxValueBytes(2000).chunkBytes(chunk).build()) {
+            OffHeapCache.Session s = cache.session();
+            Mmu mmu = s.mmu;
+            Slabs slabs = cache.slabsForTesting();
+            long b = cache.bucketForTesting(key);
+            long[] next = {1_000_000};
+            java.util.function.IntToLongFunction filler = len -> {
+                long k;
+                do {
+                    k = next[0]++;
+                } while (cache.bucketForTesting(k) == b);     // K's bucket stays K's alone
+                byte[] v = new byte[len];
+                Arrays.fill(v, (byte) 0x5A);    // nonzero: X's value bytes pass for a stamp
+                s.put(k, v);
+                return cache.entryOfForTesting(k);
+            };
+            java.util.function.LongToIntFunction offset = at -> (int) ((at - slabs.base) & (chunk - 1));
+            for (int i = 0; i < 3 * 64 * (chunk / sk); i++) {
+                filler.applyAsLong(lenK);        // the budget turned over in K's class
+            }
+            while (offset.applyAsInt(filler.applyAsLong(lenK)) != offK - sk) {
+                // up to the entry before K's place
+            }
+            byte[] valueK = new byte[lenK];
+            Arrays.fill(valueK, (byte) 'K');
+            s.put(key, valueK);
+            long e = cache.entryOfForTesting(key);
+            int c = slabs.chunkOf(e);
+            long w = 0;
+            int slot = -1;
+            for (int i = 0; i < OffHeapCache.SLOTS; i++) {
+                if (mmu.getLong(b + 8L * i) != 0) {
+                    slot = i;
+                    w = mmu.getLong(b + 8L * i);
+                }
+            }
+            while (slabs.chunkOf(filler.applyAsLong(lenK)) == c) {
+                // K's chunk full, so that it can be evicted
+            }
+            // The reader has w. The chunk is reused, filled, for X's class.
+            boolean reused = false;
+            for (int i = 0; i < 10 * 64 * (chunk / sx); i++) {
+                int at = slabs.chunkOf(filler.applyAsLong(lenX));
+                if (reused && at != c) {
+                    break;
+                }
+                reused |= at == c;
+            }
+            assertTrue(reused, "the chunk was reused for the other class");
+            long stamp = mmu.getLongAcquire(e);
+            boolean same = mmu.getLong(e + 8) == key;
+            byte[] dst = new byte[lenK];
+            mmu.read(e + OffHeapCache.HEADER, dst, 0, lenK);
+            VarHandle.loadLoadFence();
+            long stampAgain = mmu.getLong(e);
+            // The chunk is reused for K's class again and K put back at e.
+            for (int i = 0; offset.applyAsInt(filler.applyAsLong(lenK)) != offK - sk
+                    || slabs.chunkOf(cache.entryOfForTesting(next[0] - 1)) != c; i++) {
+                assertTrue(i < 20 * 64 * (chunk / sk), "the chunk was reused for K's class");
+            }
+            s.put(key, valueK);
+            assertEquals(e, cache.entryOfForTesting(key), "K is back at its old address");
+            assertEquals(w, mmu.getLong(b + 8L * slot), "its slot word is republished unchanged");
+            boolean accepted = stamp != 0 && stamp == stampAgain && same;
+            assertTrue(!accepted || Arrays.equals(dst, valueK), "the reader accepted bytes no put wrote for K: "
+                    + Arrays.toString(Arrays.copyOf(dst, 32)));
         }
     }
 
