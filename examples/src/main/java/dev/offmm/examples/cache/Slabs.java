@@ -67,7 +67,7 @@ final class Slabs {
     static final int ALIGN = 16;
 
     /**
-     * The smallest stride whose chunks are recycled: recycling stores to every entry's stamp, so
+     * The smallest stride whose chunks are recycled: recycling zeroes every entry's header, so
      * below this it touches more than one cache line in four, and a fresh chunk costs about as much.
      */
     static final int RECYCLE_MIN_STRIDE = 256;
