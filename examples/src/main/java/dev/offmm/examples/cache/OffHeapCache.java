@@ -69,6 +69,8 @@ public final class OffHeapCache implements AutoCloseable {
     private static final VarHandle LONGS = MethodHandles.arrayElementVarHandle(long[].class);
     /** An entry header's worth of zeros, for recycling (never written). */
     private static final byte[] ZERO_HEADER = new byte[HEADER];
+    /** Entries of an evicted chunk whose buckets are loaded ahead, together, before they are unlinked. */
+    private static final int WARM_GROUP = 16;
     private static final VarHandle SLOT_BYTES = MethodHandles.byteArrayViewVarHandle(long[].class, ByteOrder.LITTLE_ENDIAN);
     private static final VarHandle TRAILER_BYTES = MethodHandles.byteArrayViewVarHandle(int[].class, ByteOrder.LITTLE_ENDIAN);
 
@@ -379,20 +381,34 @@ public final class OffHeapCache implements AutoCloseable {
         for (int first = 0; first < count; first += perBlock) {
             int n = Math.min(perBlock, count - first);
             mmu.read(trailer + (long) Integer.BYTES * first, block, 0, n * Integer.BYTES);
-            for (int i = 0; i < n; i++) {
-                int code = (int) TRAILER_BYTES.get(block, i * Integer.BYTES);
-                if (code == 0 || Integer.toUnsignedLong(code) - 1 > bucketMask) {
-                    // Never written: its put failed before it wrote the trailer, which holds zeros
-                    // (a fresh chunk) or a recycled chunk's old bytes; no slot names the entry.
-                    continue;
+            for (int group = 0; group < n; group += WARM_GROUP) {
+                int end = Math.min(n, group + WARM_GROUP);
+                // The buckets of a group are loaded first, all of them, with plain loads and no atomic in
+                // between: their cache misses overlap. Each unlink's CAS waits for every load before it,
+                // so a load issued just before it would be one miss at a time, as the unlinks alone are.
+                for (int i = group; i < end; i++) {
+                    long bucket = bucketOfTrailer((int) TRAILER_BYTES.get(block, i * Integer.BYTES));
+                    if (bucket >= 0) {
+                        s.warm(bucket);
+                        if (compact) {
+                            s.warm(chunk + (long) (first + i) * stride + 8);    // the key, which a move reads
+                        }
+                    }
                 }
-                long e = chunk + (long) (first + i) * stride;
-                long bucket = indexBase + ((Integer.toUnsignedLong(code) - 1) << 6);
-                long ref = ((e - slabs.base) >>> 4) + 1;
-                long w = compact ? s.moveOrUnlink(e, bucket, ref) : s.unlinkSlot(bucket, ref);
-                if (w != 0) {
-                    freed += lengthOf(w);
-                    entries++;
+                for (int i = group; i < end; i++) {
+                    // Never written (bucket < 0): its put failed before it wrote the trailer, which holds
+                    // zeros (a fresh chunk) or a recycled chunk's old bytes; no slot names the entry.
+                    long bucket = bucketOfTrailer((int) TRAILER_BYTES.get(block, i * Integer.BYTES));
+                    if (bucket < 0) {
+                        continue;
+                    }
+                    long e = chunk + (long) (first + i) * stride;
+                    long ref = ((e - slabs.base) >>> 4) + 1;
+                    long w = compact ? s.moveOrUnlink(e, bucket, ref) : s.unlinkSlot(bucket, ref);
+                    if (w != 0) {
+                        freed += lengthOf(w);
+                        entries++;
+                    }
                 }
             }
         }
@@ -417,6 +433,12 @@ public final class OffHeapCache implements AutoCloseable {
         }
         VarHandle.storeStoreFence();
         return true;
+    }
+
+    /** The bucket a trailer int names (its bucket + 1), or -1 for 0 or a value that names no bucket. */
+    private long bucketOfTrailer(int code) {
+        long b = Integer.toUnsignedLong(code) - 1;
+        return code == 0 || b > bucketMask ? -1 : indexBase + (b << 6);
     }
 
     /**
@@ -449,10 +471,20 @@ public final class OffHeapCache implements AutoCloseable {
         private byte[] scratch;
         /** For eviction only: a block of a chunk's trailer (little-endian ints), allocated on first use. */
         private byte[] trailer;
+        /** The sum of {@link #warm}'s loads, never read: it keeps them live. */
+        private long warmSink;
 
         Session(Mmu mmu, int id) {
             this.mmu = mmu;
             this.stampBase = (long) id << 41;
+        }
+
+        /**
+         * Loads a long at {@code va} to bring its line into the cache ahead of use; the sum goes to a
+         * field so that the JIT keeps the load. A plain load: several in a row overlap their misses.
+         */
+        void warm(long va) {
+            warmSink += mmu.getLong(va);
         }
 
         void add(int counter, long delta) {
@@ -562,6 +594,8 @@ public final class OffHeapCache implements AutoCloseable {
             long h = mix(key);
             long e = slabs.allocate(this, cls);
             try {
+                // The bucket's miss overlaps the value's copy; publish's lock would wait for it otherwise.
+                warm(bucketOf(h));
                 clearStamp(e);
                 writeTrailer(e, h);
                 mmu.putLong(e + 8, key);
